@@ -1,0 +1,89 @@
+"""The web process: one aiohttp application composing the Slack app (Bolt, `POST /slack/events`), the
+GitHub webhook (`POST /github/webhook`), `GET /healthz` and `GET /metrics`. In Socket Mode the Slack events
+arrive over the socket instead, and the same HTTP routes still serve GitHub and monitoring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+import commands
+from bot import webhook
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_bolt(services: Services, client) -> AsyncApp:
+    env = services.config.env
+    app = AsyncApp(client=client, signing_secret=env.slack_signing_secret or None, process_before_response=False,
+                   request_verification_enabled=bool(env.slack_signing_secret))
+    commands.register(app, services)
+    return app
+
+
+def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
+    app = web.Application(client_max_size=25 * 1024 * 1024)
+    app["services"] = services
+
+    async def slack_events(request: web.Request) -> web.Response:
+        if bolt is None:
+            return web.Response(status=404, text="Slack HTTP mode is not enabled")
+        services.metrics.inc("bot_slack_requests_total", "requests to /slack/events")
+        resp = await bolt.async_dispatch(await to_bolt_request(request))
+        if resp.status == 401:
+            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature)")
+        return await to_aiohttp_response(resp)
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(services.redis.ping(), 2)
+        except Exception as exc:
+            return web.Response(status=503, text=f"queue store unavailable: {exc.__class__.__name__}")
+        return web.Response(text="ok")
+
+    async def metrics(request: web.Request) -> web.Response:
+        gauges = {}
+        try:
+            for kind in ("queued", "active", "incomplete"):
+                gauges[f"bot_queue_{kind}_jobs"] = await asyncio.wait_for(services.queue.count(kind), 2)
+            gauges["bot_queue_up"] = 1
+        except Exception:
+            gauges["bot_queue_up"] = 0
+        return web.Response(text=services.metrics.render(gauges), content_type="text/plain")
+
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_post("/github/webhook", webhook.handle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve(services: Services, client, port: int, socket_mode: bool, ready: asyncio.Event | None = None,
+                host: str = "0.0.0.0") -> None:
+    """Run until cancelled."""
+    bolt = build_bolt(services, client)
+    web_app = build_web(services, None if socket_mode else bolt)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    handler = None
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(bolt, services.config.env.slack_app_token)
+        await handler.connect_async()
+    log.info("listening on port %s (%s)", port, "socket mode" if socket_mode else "HTTP mode")
+    if ready:
+        ready.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        if handler:
+            await handler.close_async()
+        await runner.cleanup()

@@ -1,0 +1,44 @@
+"""Who may run maintainer commands: users listed in `[slack] maintainers`, or members of user groups listed
+there (resolved through the Slack API, cached for five minutes)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bot.chat import Chat, ChatError
+
+log = logging.getLogger(__name__)
+
+CONSOLE_USER = "UCONSOLE"  # the person at the local console is the operator, a maintainer by definition
+
+
+class Authorizer:
+    def __init__(self, maintainers: tuple[str, ...], chat: Chat | None, cache_s: float = 300):
+        self.users = {m for m in maintainers if not m.startswith("S")}
+        self.groups = [m for m in maintainers if m.startswith("S")]
+        self.chat = chat
+        self.cache_s = cache_s
+        self._members: dict[str, tuple[float, set[str]]] = {}
+
+    async def is_maintainer(self, user: str) -> bool:
+        if user == CONSOLE_USER or user in self.users:
+            return True
+        for group in self.groups:
+            if user in await self._group(group):
+                return True
+        return False
+
+    async def _group(self, group: str) -> set[str]:
+        cached = self._members.get(group)
+        if cached and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
+        if self.chat is None:
+            return set()
+        try:
+            members = set(await self.chat.group_members(group))
+        except ChatError as exc:
+            log.warning("cannot resolve user group %s: %s", group, exc)
+            return cached[1] if cached else set()  # a stale answer beats locking maintainers out
+        self._members[group] = (time.monotonic(), members)
+        return members

@@ -1,0 +1,33 @@
+"""What a job or command needs from a chat surface. Slack (bot/slack.py) and the console (bot/console.py)
+both implement it, so nothing else in the bot knows which one it is talking to."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ChatError(Exception):
+    """The chat service refused or could not be reached after retries."""
+
+
+class Chat(Protocol):
+    async def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None) -> str:
+        """Post a message (a thread reply when thread_ts is given); returns its ts."""
+
+    async def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
+        """Edit a message in place."""
+
+    async def delete(self, channel: str, ts: str) -> None:
+        """Remove a message the bot posted."""
+
+    async def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A message only `user` sees."""
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        """A link a person can follow to the message."""
+
+    async def dm(self, user: str, text: str, blocks: list | None = None) -> str:
+        """A direct message; returns its ts."""
+
+    async def group_members(self, group: str) -> list[str]:
+        """User IDs in a Slack user group."""

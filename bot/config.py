@@ -1,0 +1,334 @@
+"""Configuration: the TOML file (`BOT_CONFIG`, default ./bot.toml) and the environment.
+
+The file holds settings, the environment holds secrets (see ../shared/CONTRACT.md). Anything wrong stops
+start-up with one `ConfigError` line that names the key and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+BRANCH_NAME = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
+
+
+class ConfigError(Exception):
+    """A broken or incomplete configuration; str() is the one line shown at start-up."""
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    build: str = ""
+    start: str = ""
+    protocol: str = "resp"
+    ready: tuple[str, ...] = ("PING",)
+    invariants: tuple[tuple[str, ...], ...] = ()
+    attempts: int = 200
+    attempt_timeout_s: float = 15
+    time_budget_s: float = 900
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    github: str
+    default_branch: str = "main"
+    clone_url: str = ""
+    releases: dict[str, str] = field(default_factory=dict)
+    test_command: str = ""
+    test_timeout_s: int = 1800
+    adversarial: AdversarialConfig | None = None
+
+    @property
+    def owner(self) -> str:
+        return self.github.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.github.split("/", 1)[1]
+
+    def branch_for(self, release: str) -> str:
+        """The branch a release name maps to; a name not listed is tried as a branch itself."""
+        return self.releases.get(release, release)
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    maintainers: tuple[str, ...] = ()
+    notify_channel: str = ""
+    security_channel: str = ""
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    model: str = "claude-sonnet-4-5"
+    max_tokens: int = 4096
+    max_turns: int = 12
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """How jobs run; the defaults suit production, tests shorten them."""
+
+    concurrency: int = 2
+    heartbeat_s: int = 30
+    sweep_s: int = 10
+    job_timeout_s: int = 7200
+    retries: int = 3
+    audit_ttl_days: int = 30
+
+
+@dataclass(frozen=True)
+class Env:
+    """Secrets and deployment settings from the environment."""
+
+    redis_url: str = ""
+    data_dir: Path = Path(".bot-data")
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+    github_token: str = ""
+    github_app_id: str = ""
+    github_app_private_key: str = ""
+    github_api_url: str = "https://api.github.com"
+    github_webhook_secret: str = ""
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = ""
+    port: int = 3000
+
+    @property
+    def slack_mode(self) -> str:
+        """'socket', 'http' or 'console' (no Slack tokens at all)."""
+        if self.slack_app_token and self.slack_bot_token:
+            return "socket"
+        if self.slack_bot_token or self.slack_signing_secret or self.slack_app_token:
+            return "http"
+        return "console"
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, for scrubbing logs and subprocess environments."""
+        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.github_token,
+                  self.github_app_private_key, self.github_webhook_secret, self.anthropic_api_key]
+        return [v for v in values if v and len(v) >= 6]
+
+
+@dataclass(frozen=True)
+class Config:
+    repos: tuple[RepoConfig, ...]
+    slack: SlackConfig = SlackConfig()
+    llm: LLMConfig = LLMConfig()
+    queue: QueueConfig = QueueConfig()
+    adversarial: AdversarialConfig | None = None
+    sections: dict[str, Any] = field(default_factory=dict)  # other tables, validated by their own modules
+    env: Env = Env()
+    path: Path | None = None
+    demo: bool = False
+
+    @property
+    def default_repo(self) -> RepoConfig:
+        return self.repos[0]
+
+    def repo(self, github: str | None) -> RepoConfig | None:
+        """The configured repo named owner/name (case-insensitive), or the default one for None."""
+        if github is None:
+            return self.default_repo
+        for repo in self.repos:
+            if repo.github.lower() == github.lower():
+                return repo
+        return None
+
+
+def load_env(environ: dict[str, str] | None = None) -> Env:
+    e = os.environ if environ is None else environ
+    port_text = e.get("PORT", "3000") or "3000"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"PORT: expected a TCP port number, got {port_text!r}")
+    key = e.get("GITHUB_APP_PRIVATE_KEY", "")
+    if key and "-----BEGIN" not in key:
+        try:
+            key = Path(key).read_text()
+        except OSError as exc:
+            raise ConfigError(f"GITHUB_APP_PRIVATE_KEY: neither PEM text nor a readable file ({exc.strerror})")
+    if bool(e.get("GITHUB_APP_ID")) != bool(key):
+        raise ConfigError("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY: set both for GitHub App auth, or neither")
+    slack_api = e.get("SLACK_API_URL") or "https://slack.com/api/"
+    env = Env(
+        redis_url=e.get("REDIS_URL", ""),
+        data_dir=Path(e.get("BOT_DATA_DIR") or ".bot-data").absolute(),
+        slack_bot_token=e.get("SLACK_BOT_TOKEN", ""),
+        slack_signing_secret=e.get("SLACK_SIGNING_SECRET", ""),
+        slack_app_token=e.get("SLACK_APP_TOKEN", ""),
+        slack_api_url=slack_api if slack_api.endswith("/") else slack_api + "/",
+        github_token=e.get("GITHUB_TOKEN", ""),
+        github_app_id=e.get("GITHUB_APP_ID", ""),
+        github_app_private_key=key,
+        github_api_url=(e.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+        github_webhook_secret=e.get("GITHUB_WEBHOOK_SECRET", ""),
+        anthropic_api_key=e.get("ANTHROPIC_API_KEY", ""),
+        anthropic_base_url=e.get("ANTHROPIC_BASE_URL", ""),
+        port=int(port_text),
+    )
+    if env.slack_mode == "http" and not (env.slack_bot_token and env.slack_signing_secret):
+        missing = "SLACK_BOT_TOKEN" if not env.slack_bot_token else "SLACK_SIGNING_SECRET"
+        raise ConfigError(f"{missing}: required for Slack HTTP mode (or unset all SLACK_* for the local console)")
+    return env
+
+
+def config_path(environ: dict[str, str] | None = None) -> tuple[Path, bool]:
+    """The config file's path and whether it was named explicitly by BOT_CONFIG."""
+    e = os.environ if environ is None else environ
+    if e.get("BOT_CONFIG"):
+        return Path(e["BOT_CONFIG"]), True
+    return Path("bot.toml"), False
+
+
+def load(environ: dict[str, str] | None = None, *, allow_demo: bool = False) -> Config:
+    """Read environment and config file. With allow_demo and no file, the caller builds a demo config."""
+    env = load_env(environ)
+    path, explicit = config_path(environ)
+    if not path.exists():
+        if allow_demo and not explicit:
+            return Config(repos=(), env=env, demo=True)
+        raise ConfigError(f"{path}: config file not found (set BOT_CONFIG, or copy bot.example.toml to bot.toml)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})")
+    return parse(data, env=env, path=path)
+
+
+def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -> Config:
+    """Validate a decoded TOML document into a Config."""
+    where = str(path or "bot.toml")
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: {key}: {message}")
+
+    repos_data = data.get("repos")
+    if not isinstance(repos_data, list) or not repos_data:
+        raise fail("repos", "at least one [[repos]] table is required")
+    repos = []
+    seen = set()
+    for i, raw in enumerate(repos_data):
+        key = f"repos[{i}]"
+        if not isinstance(raw, dict):
+            raise fail(key, "expected a table")
+        repos.append(_repo(raw, key, fail, env))
+        if repos[-1].github.lower() in seen:
+            raise fail(f"{key}.github", f"{repos[-1].github} is listed twice")
+        seen.add(repos[-1].github.lower())
+
+    slack_raw = _table(data, "slack", fail)
+    maintainers = slack_raw.get("maintainers", [])
+    if not isinstance(maintainers, list) or not all(isinstance(m, str) for m in maintainers):
+        raise fail("slack.maintainers", "expected a list of Slack user or user-group IDs")
+    for m in maintainers:
+        if not SLACK_ID.match(m):
+            raise fail("slack.maintainers", f"{m!r} is not a Slack user (U…/W…) or user-group (S…) ID")
+    for name in ("notify_channel", "security_channel"):
+        value = slack_raw.get(name, "")
+        if not isinstance(value, str) or (value and not CHANNEL_ID.match(value)):
+            raise fail(f"slack.{name}", f"expected a Slack channel ID like C01ABC, got {value!r}")
+    slack = SlackConfig(tuple(maintainers), slack_raw.get("notify_channel", ""), slack_raw.get("security_channel", ""))
+
+    llm_raw = _table(data, "llm", fail)
+    llm = LLMConfig(
+        model=_get(llm_raw, "model", str, LLMConfig.model, "llm", fail),
+        max_tokens=_get(llm_raw, "max_tokens", int, LLMConfig.max_tokens, "llm", fail),
+        max_turns=_get(llm_raw, "max_turns", int, LLMConfig.max_turns, "llm", fail),
+    )
+    if not llm.model:
+        raise fail("llm.model", "must not be empty")
+
+    q_raw = _table(data, "queue", fail)
+    queue = QueueConfig(**{
+        name: _get(q_raw, name, int, getattr(QueueConfig, name), "queue", fail, minimum=1)
+        for name in QueueConfig.__dataclass_fields__
+    })
+
+    adversarial = _adversarial(data["adversarial"], "adversarial", fail) if "adversarial" in data else None
+    known = {"repos", "slack", "llm", "queue", "adversarial"}
+    sections = {k: v for k, v in data.items() if k not in known}
+    return Config(tuple(repos), slack, llm, queue, adversarial, sections, env, path)
+
+
+def _table(data: dict, name: str, fail) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise fail(name, "expected a table")
+    return value
+
+
+def _get(raw: dict, name: str, kind: type, default, prefix: str, fail, minimum: int | None = None):
+    value = raw.get(name, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise fail(f"{prefix}.{name}", f"expected {kind.__name__}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise fail(f"{prefix}.{name}", f"must be at least {minimum}, got {value!r}")
+    return value
+
+
+def _repo(raw: dict, key: str, fail, env: Env) -> RepoConfig:
+    github = raw.get("github")
+    if not isinstance(github, str) or not REPO_NAME.match(github):
+        raise fail(f"{key}.github", f"expected \"owner/name\", got {github!r}")
+    default_branch = _get(raw, "default_branch", str, "main", key, fail)
+    if not BRANCH_NAME.match(default_branch):
+        raise fail(f"{key}.default_branch", f"not a valid branch name: {default_branch!r}")
+    clone_url = _get(raw, "clone_url", str, "", key, fail)
+    if not clone_url:
+        web = "https://github.com" if "api.github.com" in env.github_api_url else env.github_api_url.split("/api/")[0]
+        clone_url = f"{web}/{github}.git"
+    elif clone_url.startswith("-"):
+        raise fail(f"{key}.clone_url", "must not start with '-'")
+    releases = raw.get("releases", {})
+    if not isinstance(releases, dict):
+        raise fail(f"{key}.releases", "expected a table of release name = branch")
+    for name, branch in releases.items():
+        if not isinstance(branch, str) or not BRANCH_NAME.match(branch):
+            raise fail(f"{key}.releases.{name}", f"not a valid branch name: {branch!r}")
+    test_command = _get(raw, "test_command", str, "", key, fail)
+    timeout = _get(raw, "test_timeout_s", int, 1800, key, fail, minimum=1)
+    adversarial = _adversarial(raw["adversarial"], f"{key}.adversarial", fail) if "adversarial" in raw else None
+    return RepoConfig(github, default_branch, clone_url, dict(releases), test_command, timeout, adversarial)
+
+
+def _adversarial(raw: Any, key: str, fail) -> AdversarialConfig:
+    if not isinstance(raw, dict):
+        raise fail(key, "expected a table")
+    d = AdversarialConfig()
+    protocol = _get(raw, "protocol", str, d.protocol, key, fail)
+    if protocol not in ("resp", "lines"):
+        raise fail(f"{key}.protocol", f"expected \"resp\" or \"lines\", got {protocol!r}")
+    ready = raw.get("ready", list(d.ready))
+    if not isinstance(ready, list) or not all(isinstance(r, str) for r in ready):
+        raise fail(f"{key}.ready", "expected a list of commands")
+    invariants = raw.get("invariants", [])
+    if not isinstance(invariants, list) or not all(
+        isinstance(seq, list) and len(seq) >= 2 and all(isinstance(c, str) for c in seq) for seq in invariants
+    ):
+        raise fail(f"{key}.invariants", "expected a list of command lists, each with at least two commands")
+    start = _get(raw, "start", str, "", key, fail)
+    if not start:
+        raise fail(f"{key}.start", "required: the command that starts the target, with {port}")
+    return AdversarialConfig(
+        build=_get(raw, "build", str, "", key, fail),
+        start=start,
+        protocol=protocol,
+        ready=tuple(ready),
+        invariants=tuple(tuple(seq) for seq in invariants),
+        attempts=_get(raw, "attempts", int, d.attempts, key, fail, minimum=1),
+        attempt_timeout_s=_get(raw, "attempt_timeout_s", float, d.attempt_timeout_s, key, fail),
+        time_budget_s=_get(raw, "time_budget_s", float, d.time_budget_s, key, fail),
+    )

@@ -1,0 +1,120 @@
+"""The one GitHub client: githubkit with a token or GitHub App installation auth, `GITHUB_API_URL` honoured,
+and the REST calls the jobs use. Responses are read as JSON so GitHub Enterprise and older API versions work
+alike. Also: webhook signature verification."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
+from githubkit.exception import GitHubException, RequestFailed
+
+log = logging.getLogger(__name__)
+
+
+class GitHubError(Exception):
+    """GitHub refused or could not be reached; the message says which call and why."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Check `X-Hub-Signature-256` (HMAC-SHA256 of the raw body) in constant time."""
+    if not secret or not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+
+class GitHubClient:
+    def __init__(self, base_url: str, token: str = "", app_id: str = "", private_key: str = ""):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.app_id = app_id
+        self.private_key = private_key
+        self._installations: dict[str, GitHub] = {}
+        kwargs = dict(base_url=self.base_url, timeout=30, auto_retry=True, http_cache=False)
+        if token:
+            self._default = GitHub(TokenAuthStrategy(token), **kwargs)
+        else:
+            self._default = GitHub(AppAuthStrategy(app_id, private_key), **kwargs)
+
+    @classmethod
+    def from_env(cls, env) -> "GitHubClient | None":
+        if env.github_token:
+            return cls(env.github_api_url, token=env.github_token)
+        if env.github_app_id:
+            return cls(env.github_api_url, app_id=env.github_app_id, private_key=env.github_app_private_key)
+        return None
+
+    async def _client_for(self, repo: str) -> GitHub:
+        if self.token:
+            return self._default
+        if repo not in self._installations:
+            resp = await self._raw(self._default, "GET", f"/repos/{repo}/installation")
+            self._installations[repo] = self._default.with_auth(self._default.auth.as_installation(resp["id"]))
+        return self._installations[repo]
+
+    async def _raw(self, gh: GitHub, method: str, path: str, **kwargs) -> Any:
+        try:
+            resp = await gh.arequest(method, path, **kwargs)
+        except RequestFailed as exc:
+            status = exc.response.status_code
+            try:
+                message = exc.response.json().get("message", "")
+            except Exception:
+                message = exc.response.text[:200]
+            raise GitHubError(f"GitHub {method} {path}: {status} {message}".strip(), status) from exc
+        except GitHubException as exc:
+            raise GitHubError(f"GitHub {method} {path}: {exc.__class__.__name__}: {exc}") from exc
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    async def request(self, repo: str, method: str, path: str, **kwargs) -> Any:
+        """A REST call on behalf of `repo` (owner/name), which picks the App installation when App auth is used."""
+        return await self._raw(await self._client_for(repo), method, path, **kwargs)
+
+    async def paginate(self, repo: str, path: str, limit: int = 3000, **params) -> list:
+        out: list = []
+        page = 1
+        while len(out) < limit:
+            batch = await self.request(repo, "GET", path, params={**params, "per_page": 100, "page": page})
+            if isinstance(batch, dict):  # e.g. {"total_count":…, "items": [...]}
+                batch = batch.get("items") or batch.get("files") or []
+            out.extend(batch)
+            if len(batch) < 100:
+                break
+            page += 1
+        return out[:limit]
+
+    # The calls the jobs use --------------------------------------------------------------------------
+    async def pull(self, repo: str, number: int) -> dict:
+        return await self.request(repo, "GET", f"/repos/{repo}/pulls/{number}")
+
+    async def pull_commits(self, repo: str, number: int) -> list[dict]:
+        return await self.paginate(repo, f"/repos/{repo}/pulls/{number}/commits", limit=250)
+
+    async def open_pulls(self, repo: str, head_branch: str, base: str) -> list[dict]:
+        owner = repo.split("/")[0]
+        return await self.request(repo, "GET", f"/repos/{repo}/pulls",
+                                  params={"state": "open", "head": f"{owner}:{head_branch}", "base": base})
+
+    async def create_pull(self, repo: str, title: str, body: str, head: str, base: str) -> dict:
+        return await self.request(repo, "POST", f"/repos/{repo}/pulls",
+                                  json={"title": title, "body": body, "head": head, "base": base})
+
+    async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        await self.request(repo, "POST", f"/repos/{repo}/issues/{number}/labels", json={"labels": labels})
+
+    async def comment(self, repo: str, number: int, body: str) -> dict:
+        return await self.request(repo, "POST", f"/repos/{repo}/issues/{number}/comments", json={"body": body})
+
+    async def permission(self, repo: str, login: str) -> str:
+        resp = await self.request(repo, "GET", f"/repos/{repo}/collaborators/{login}/permission")
+        return resp.get("permission", "none")

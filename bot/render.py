@@ -1,0 +1,117 @@
+"""Every message the bot shows, rendered once for Slack (mrkdwn + Block Kit) and read as plain text by the
+console. Keeps within Slack's limits: 3,000 characters a section, 50 blocks a message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SECTION_MAX = 2900
+TEXT_MAX = 3900
+BLOCKS_MAX = 50
+
+STATUS_ICONS = {
+    "queued": ":hourglass_flowing_sand:",
+    "running": ":gear:",
+    "done": ":white_check_mark:",
+    "needs a maintainer": ":raising_hand:",
+    "failed": ":x:",
+    "dismissed": ":no_entry_sign:",
+}
+
+
+def clip(text: str, limit: int = SECTION_MAX, keep: str = "head") -> str:
+    """Cut text to `limit` characters, saying so; keep='tail' keeps the end (for logs)."""
+    if len(text) <= limit:
+        return text
+    note = "…[cut]…"
+    if keep == "tail":
+        return note + text[-(limit - len(note)):]
+    return text[: limit - len(note)] + note
+
+
+def code(text: str, limit: int = SECTION_MAX, keep: str = "tail") -> str:
+    """A fenced code block whose content cannot close the fence early."""
+    body = clip(text.replace("```", "'''"), limit - 8, keep)
+    return f"```\n{body}\n```"
+
+
+def inert(text: str) -> str:
+    """Untrusted text made safe to show: no mentions, no channel pings, no links that pretend to be ours."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("@channel", "@\u200bchannel").replace("@here", "@\u200bhere")
+            .replace("@everyone", "@\u200beveryone"))
+
+
+def section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
+
+
+def parent_text(job_id: str, summary: str, requester: str, status: str, detail: str = "") -> str:
+    icon = STATUS_ICONS.get(status, ":gear:")
+    who = f"<@{requester}>" if requester else "GitHub"
+    line = f"{icon} {summary} · asked by {who} · job `{job_id}` — *{status}*"
+    if detail:
+        line += f": {detail}"
+    return clip(line, TEXT_MAX)
+
+
+def mention_list(ids: list[str] | tuple[str, ...]) -> str:
+    out = []
+    for i in ids:
+        out.append(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>")
+    return " ".join(out)
+
+
+@dataclass
+class Escalation:
+    """A person is needed: which stage failed, why, the files involved and the exact commands to finish."""
+
+    stage: str
+    reason: str
+    files: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    log_tail: str = ""
+    hints: list[str] = field(default_factory=list)
+
+
+def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...]) -> tuple[str, list]:
+    text = f"{mention_list(maintainers)} A maintainer is needed: stage *{esc.stage}* — {esc.reason}".lstrip()
+    blocks = [section(text)]
+    if esc.files:
+        files = "\n".join(f"• `{f}`" for f in esc.files[:40])
+        if len(esc.files) > 40:
+            files += f"\n…and {len(esc.files) - 40} more"
+        blocks.append(section(f"*Files*\n{files}"))
+    for hint in esc.hints:
+        blocks.append(section(f":bulb: {hint}"))
+    if esc.log_tail:
+        blocks.append(section("*Log tail*\n" + code(esc.log_tail)))
+    if esc.commands:
+        blocks.append(section("*To finish by hand*\n" + code("\n".join(esc.commands), keep="head")))
+    blocks.append({
+        "type": "actions",
+        "block_id": "job_actions",
+        "elements": [
+            {"type": "button", "action_id": "job_retry", "text": {"type": "plain_text", "text": "Retry"},
+             "style": "primary", "value": job_key},
+            {"type": "button", "action_id": "job_dismiss", "text": {"type": "plain_text", "text": "Dismiss"},
+             "value": job_key},
+        ],
+    })
+    return text, blocks[:BLOCKS_MAX]
+
+
+def blocks_to_text(blocks: list | None, text: str) -> str:
+    """Plain-text reading of a message, for the console."""
+    if not blocks:
+        return text
+    lines = []
+    for block in blocks:
+        if block.get("type") == "section":
+            lines.append(block["text"]["text"])
+        elif block.get("type") == "actions":
+            buttons = [f"[{e['text']['text']}]" for e in block.get("elements", [])]
+            lines.append(" ".join(buttons))
+        elif block.get("type") == "context":
+            lines.append(" ".join(e.get("text", "") for e in block.get("elements", [])))
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""The Slack Web API side: one AsyncWebClient (base URL from `SLACK_API_URL`, 429 and 5xx retried with
+backoff, bounded) and `SlackChat`, the Chat implementation jobs and commands post through."""
+
+from __future__ import annotations
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.chat import ChatError
+from bot.config import Env
+
+
+def web_client(env: Env, timeout: int = 15) -> AsyncWebClient:
+    client = AsyncWebClient(token=env.slack_bot_token or None, base_url=env.slack_api_url, timeout=timeout)
+    client.retry_handlers.extend([
+        AsyncRateLimitErrorRetryHandler(max_retry_count=4),
+        AsyncServerErrorRetryHandler(max_retry_count=3),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+    ])
+    return client
+
+
+class SlackChat:
+    """Chat over the Slack Web API. Every failure becomes a ChatError naming the method."""
+
+    def __init__(self, client: AsyncWebClient):
+        self.client = client
+
+    async def _call(self, method: str, **kwargs):
+        try:
+            return await self.client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            raise ChatError(f"Slack {method}: {exc.response.get('error', exc.response.status_code)}") from exc
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            raise ChatError(f"Slack {method}: {exc.__class__.__name__}: {exc}") from exc
+
+    async def post(self, channel, text, blocks=None, thread_ts=None) -> str:
+        args = {"channel": channel, "text": text, "unfurl_links": False}
+        if blocks:
+            args["blocks"] = blocks
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        resp = await self._call("chat.postMessage", **args)
+        return resp["ts"]
+
+    async def update(self, channel, ts, text, blocks=None) -> None:
+        await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    async def delete(self, channel, ts) -> None:
+        await self._call("chat.delete", channel=channel, ts=ts)
+
+    async def ephemeral(self, channel, user, text) -> None:
+        await self._call("chat.postEphemeral", channel=channel, user=user, text=text)
+
+    async def permalink(self, channel, ts) -> str:
+        try:
+            resp = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            return resp["permalink"]
+        except (SlackApiError, SlackClientError, OSError):
+            return f"(thread {ts} in <#{channel}>)"
+
+    async def dm(self, user, text, blocks=None) -> str:
+        resp = await self._call("conversations.open", users=user)
+        return await self.post(resp["channel"]["id"], text, blocks)
+
+    async def group_members(self, group) -> list[str]:
+        try:
+            resp = await self.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            raise ChatError(f"Slack usergroups.users.list: {exc.response.get('error')}") from exc
+        except (SlackClientError, OSError) as exc:
+            raise ChatError(f"Slack usergroups.users.list: {exc}") from exc
+        return list(resp.get("users", []))

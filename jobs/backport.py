@@ -1,0 +1,334 @@
+"""The backport job: fetch → resolve → pick → test → publish → report, each stage shown in the thread.
+
+Code owns every verdict: a pick is clean or it is not, tests pass or they do not, the checker accepts an LLM's
+conflict resolution or rejects it. Whenever the job cannot finish on its own it escalates with the stage, the
+reason, the files and the exact commands to finish by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pygit2
+
+from bot import llm as llm_mod
+from bot import render
+from bot.github import GitHubError
+from jobs import git, resolve
+from jobs.runtime import JobFailed, JobRun, NeedsPerson
+from jobs.sandbox import run_command
+
+log = logging.getLogger(__name__)
+
+
+def branch_name(source: str, branch: str) -> str:
+    return git.safe_ref(f"backport/{source}-to-{branch}")
+
+
+async def run(job: JobRun) -> None:
+    p = job.params
+    repo_cfg = job.config.repo(p["repo"])
+    if repo_cfg is None:
+        raise JobFailed(f"{p['repo']} is not configured here any more")
+    branch = repo_cfg.branch_for(p["release"])
+    token = job.config.env.github_token
+    mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, token)
+
+    await job.stage("fetch", lambda: _fetch(job, mirror), detail="fetching the repository")
+    plan = await job.stage("resolve", lambda: _resolve(job, mirror, repo_cfg, branch), detail="resolving refs")
+    repo = mirror.repo()
+    picked = await job.stage("pick", lambda: _pick(job, repo, plan, repo_cfg), detail="cherry-picking")
+    if picked["empty"]:
+        await job.done(f":information_source: Already applied on `{branch}`: cherry-picking "
+                       f"{_refs_text(plan)} changes nothing there. No branch or PR was made.",
+                       detail=f"already applied on {branch}")
+        return
+    tested = await job.stage("test", lambda: _test(job, repo, plan, picked, repo_cfg), detail="running tests")
+    published = await job.stage("publish", lambda: _publish(job, mirror, plan, picked, tested, repo_cfg),
+                                detail="pushing and opening the PR")
+    await job.stage("report", lambda: _report(job, plan, published), detail="reporting")
+    where = published.get("pr_url") or f"branch `{published['branch']}`"
+    await job.done(f":white_check_mark: Backport ready for review: {where}", detail=where)
+
+
+def _refs_text(plan: dict) -> str:
+    return ", ".join(f"#{n}" for n in plan["prs"]) or ", ".join(p["sha"][:10] for p in plan["picks"])
+
+
+async def _fetch(job: JobRun, mirror: git.Mirror) -> dict:
+    try:
+        await asyncio.to_thread(mirror.sync)
+    except git.GitError as exc:
+        raise JobFailed(str(exc))
+    return {}
+
+
+async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> dict:
+    repo = mirror.repo()
+    tip = git.branch_tip(repo, branch)
+    if tip is None:
+        listed = ", ".join(f"{k}→{v}" for k, v in repo_cfg.releases.items()) or "none configured"
+        raise JobFailed(f"there is no branch `{branch}` in {repo_cfg.github} (releases: {listed})")
+    picks, prs, title = [], [], ""
+    for ref in job.params["refs"]:
+        if ref.startswith("#"):
+            number = int(ref[1:])
+            pr_picks, pr_title = await _pr_commits(job, repo, repo_cfg.github, number)
+            picks.extend(pr_picks)
+            prs.append(number)
+            title = title or pr_title
+        else:
+            try:
+                commit = git.resolve_commit(repo, ref)
+            except git.GitError as exc:
+                raise JobFailed(str(exc))
+            picks.append({"sha": str(commit.id), "mainline": 1 if len(commit.parents) > 1 else 0,
+                          "subject": _subject(commit)})
+    if not picks:
+        raise JobFailed("nothing to backport")
+    source = f"pr{prs[0]}" if prs else picks[0]["sha"][:10]
+    title = title or picks[0]["subject"]
+    lines = [f"• `{p['sha'][:10]}` {render.inert(p['subject'])}" for p in picks[:20]]
+    await job.say(f"Resolved: {len(picks)} commit(s) onto `{branch}` (tip `{str(tip.id)[:10]}`)\n" + "\n".join(lines),
+                  once="resolved")
+    return {"branch": branch, "tip": str(tip.id), "picks": picks, "prs": prs, "source": source, "title": title,
+            "release": job.params["release"]}
+
+
+def _subject(commit: pygit2.Commit) -> str:
+    return (commit.message or "").strip().splitlines()[0][:200] if commit.message.strip() else str(commit.id)[:10]
+
+
+async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number: int) -> tuple[list[dict], str]:
+    gh = job.services.github
+    if gh is None:
+        raise JobFailed(f"#{number} is a PR, and resolving PRs needs GitHub credentials (GITHUB_TOKEN); "
+                        "give the commit SHAs instead")
+    try:
+        pr = await gh.pull(github, number)
+        if not pr.get("merged") and not pr.get("merged_at"):
+            raise JobFailed(f"PR #{number} is not merged; only merged PRs can be backported")
+        merge_sha = pr.get("merge_commit_sha")
+        pr_commits = await gh.pull_commits(github, number)
+    except GitHubError as exc:
+        if exc.status == 404:
+            raise JobFailed(f"PR #{number} does not exist in {github}")
+        raise
+    try:
+        merged = git.resolve_commit(repo, merge_sha)
+    except git.GitError:
+        raise JobFailed(f"PR #{number} was merged as {merge_sha}, which is not in the mirror yet; try again shortly")
+    title = pr.get("title") or _subject(merged)
+    if len(merged.parents) > 1:  # a merge commit: pick it against its first parent
+        return [{"sha": str(merged.id), "mainline": 1, "subject": _subject(merged)}], title
+    n = len(pr_commits)
+    if n > 1 and pr_commits and (pr_commits[-1].get("commit", {}).get("message", "").strip()
+                                 == merged.message.strip()):
+        # Rebase-merged: the PR's n commits are the last n first-parent commits ending at the merge SHA.
+        chain, c = [], merged
+        for _ in range(n):
+            chain.append(c)
+            if not c.parents:
+                break
+            c = c.parents[0]
+        return [{"sha": str(x.id), "mainline": 0, "subject": _subject(x)} for x in reversed(chain)], title
+    return [{"sha": str(merged.id), "mainline": 0, "subject": _subject(merged)}], title  # squash-merged
+
+
+async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> dict:
+    head = repo[pygit2.Oid(hex=plan["tip"])]
+    commits, empty_picks, settled, llm_files = [], [], [], []
+    for p in plan["picks"]:
+        original = repo[pygit2.Oid(hex=p["sha"])]
+        result = await asyncio.to_thread(git.pick, repo, original, head, p["mainline"] or 1)
+        settled.extend(result.whitespace_settled)
+        if result.conflicts:
+            files = [c.path for c in result.conflicts]
+            await job.audit.write("pick", "conflict", f"{p['sha'][:10]}: " + ", ".join(files))
+            if job.services.llm is None:
+                await job.say(f":warning: Conflicts picking `{p['sha'][:10]}` in {len(files)} file(s); "
+                              f"{llm_mod.SKIPPED}.", once=f"conflict:{p['sha']}")
+                raise NeedsPerson(_escalation(job, repo, plan, original, head, "pick",
+                                              f"cherry-pick of {p['sha'][:10]} conflicts, and no LLM is available",
+                                              files))
+            await job.say(f":robot_face: Conflicts picking `{p['sha'][:10]}` in {', '.join(f'`{f}`' for f in files)};"
+                          " asking Claude to resolve them (code checks the result).", once=f"conflict:{p['sha']}")
+            outcome = await resolve.resolve_conflicts(job, repo, original, head, result, p["mainline"] or 1)
+            if not outcome.ok:
+                raise NeedsPerson(_escalation(job, repo, plan, original, head, "resolve conflicts",
+                                              outcome.reason, files))
+            tree = outcome.tree
+            llm_files.extend(outcome.changed)
+            await job.say(f":white_check_mark: Claude's resolution passed the checks "
+                          f"({', '.join(f'`{f}`' for f in outcome.changed)}).", once=f"resolved:{p['sha']}")
+        elif result.empty:
+            empty_picks.append(p["sha"])
+            continue
+        else:
+            tree = result.tree
+        new = git.commit_tree(repo, tree, head, original)
+        commits.append(new)
+        head = repo[pygit2.Oid(hex=new)]
+    if settled:
+        await job.say("Whitespace-only conflicts settled without an LLM in: " +
+                      ", ".join(f"`{f}`" for f in sorted(set(settled))), once="ws")
+    if empty_picks and commits:
+        await job.say(f"Skipped {len(empty_picks)} commit(s) already on `{plan['branch']}`: " +
+                      ", ".join(s[:10] for s in empty_picks), once="skipped")
+    if commits:
+        await job.say(f"Picked {len(commits)} commit(s) cleanly onto `{plan['branch']}`"
+                      + (f" ({len(set(llm_files))} file(s) resolved by an LLM)" if llm_files else "") + ".",
+                      once="picked")
+    return {"head": str(head.id), "commits": commits, "empty": not commits, "settled": sorted(set(settled)),
+            "llm_files": sorted(set(llm_files))}
+
+
+def _escalation(job: JobRun, repo, plan: dict, original, head, stage: str, reason: str,
+                files: list[str], log_tail: str = "") -> render.Escalation:
+    hints = []
+    if files and original.parents:
+        deps = git.missing_dependencies(repo, original, repo[pygit2.Oid(hex=plan["tip"])], files)
+        if deps:
+            listed = ", ".join(f"`{sha}` {render.inert(subject)[:80]}" for sha, subject in deps)
+            hints.append(f"These earlier commits touch the same files and are not on `{plan['branch']}`; "
+                         f"the backport may depend on them: {listed}")
+    return render.Escalation(stage=stage, reason=reason, files=files, commands=manual_commands(plan),
+                             log_tail=log_tail, hints=hints)
+
+
+def manual_commands(plan: dict) -> list[str]:
+    name = branch_name(plan["source"], plan["branch"])
+    shas = " ".join(p["sha"] for p in plan["picks"])
+    mainline = "-m 1 " if any(p["mainline"] for p in plan["picks"]) else ""
+    return [
+        "git fetch origin",
+        f"git switch -c {name} origin/{plan['branch']}",
+        f"git cherry-pick -x {mainline}{shas}",
+        "# resolve any conflicts, `git add` the files, then: git cherry-pick --continue",
+        f"git push origin {name}",
+    ]
+
+
+async def _test(job: JobRun, repo, plan: dict, picked: dict, repo_cfg) -> dict:
+    if not repo_cfg.test_command:
+        await job.say("No `test_command` is configured for this repo, so nothing was run.", once="test-none")
+        return {"ran": False, "summary": "not run (no test_command configured)"}
+    work = Path(job.config.env.data_dir) / "work"
+    for attempt in (1, 2):
+        path = await asyncio.to_thread(git.checkout, repo, picked["head"], work)
+        try:
+            result = await run_command(repo_cfg.test_command, path, repo_cfg.test_timeout_s)
+        finally:
+            git.remove_checkout(path)
+            git.remove_checkout(path.parent / (path.name + "-home"))
+        await job.audit.write("test", "output", result.output, returncode=result.returncode,
+                              seconds=round(result.seconds, 1), isolated=result.isolated)
+        network = "no network" if result.isolated else "network not isolated on this machine"
+        if result.ok:
+            summary = f"`{repo_cfg.test_command}` passed in {result.seconds:.0f}s ({network})"
+            await job.say(f":white_check_mark: Tests passed: {summary}.", once=f"test-pass:{attempt}")
+            return {"ran": True, "passed": True, "summary": summary, "llm_fixed": attempt == 2}
+        why = "timed out" if result.timed_out else f"exited with {result.returncode}"
+        await job.say(f":x: Tests {why} after {result.seconds:.0f}s.\n" + render.code(result.tail(25)),
+                      once=f"test-fail:{attempt}")
+        if attempt == 2 or job.services.llm is None:
+            reason = f"`{repo_cfg.test_command}` {why}" + (f"; {llm_mod.SKIPPED}" if job.services.llm is None
+                                                           else " again after Claude's fix")
+            raise NeedsPerson(_escalation(job, repo, plan, repo[pygit2.Oid(hex=plan["picks"][0]["sha"])],
+                                          None, "test", reason, [], result.tail(40)))
+        fix = await resolve.fix_test_failure(job, repo, picked, result.tail(200))
+        if not fix.ok:
+            raise NeedsPerson(_escalation(job, repo, plan, repo[pygit2.Oid(hex=plan["picks"][0]["sha"])], None,
+                                          "test", f"tests failed and Claude's fix was rejected: {fix.reason}",
+                                          [], result.tail(40)))
+        picked["head"] = fix.commit
+        picked["commits"][-1] = fix.commit
+        picked["llm_files"] = sorted(set(picked["llm_files"]) | set(fix.changed))
+        await job.redis.hset(job.stages_key, "pick", json.dumps(picked))  # publish uses the fixed head
+    raise AssertionError("unreachable")
+
+
+async def _publish(job: JobRun, mirror: git.Mirror, plan: dict, picked: dict, tested: dict, repo_cfg) -> dict:
+    name = branch_name(plan["source"], plan["branch"])
+    gh = job.services.github
+    if gh is not None:
+        existing = await gh.open_pulls(repo_cfg.github, name, plan["branch"])
+        if existing:
+            pr = existing[0]
+            await job.say(f"An open backport PR already exists for this source and branch: {pr['html_url']} — "
+                          "not opening another.", once="pr-exists")
+            return {"branch": name, "pr_url": pr["html_url"], "pr_number": pr["number"], "existing": True}
+    try:
+        await asyncio.to_thread(mirror.push, picked["head"], name)
+    except git.GitError as exc:
+        raise NeedsPerson(render.Escalation(stage="publish", reason=str(exc), commands=manual_commands(plan)))
+    await job.say(f"Pushed `{name}` ({len(picked['commits'])} commit(s)).", once="pushed")
+    if gh is None:
+        await job.say("No GitHub credentials are set (GITHUB_TOKEN or a GitHub App), so no pull request was "
+                      f"opened; the branch `{name}` is pushed and ready for one.", once="no-github")
+        return {"branch": name, "pr_url": "", "pr_number": 0, "existing": False}
+    title = f"[Backport {plan['release']}] {plan['title']}"[:250]
+    body = pr_body(job, plan, picked, tested, repo_cfg)
+    pr = await gh.create_pull(repo_cfg.github, title, body, name, plan["branch"])
+    labels = ["backport"] + (["ai-resolved-conflicts"] if picked["llm_files"] else [])
+    await gh.add_labels(repo_cfg.github, pr["number"], labels)
+    await job.say(f"Opened {pr['html_url']}", once="pr-opened")
+    return {"branch": name, "pr_url": pr["html_url"], "pr_number": pr["number"], "existing": False}
+
+
+def pr_body(job: JobRun, plan: dict, picked: dict, tested: dict, repo_cfg) -> str:
+    sources = []
+    for n in plan["prs"]:
+        sources.append(f"- #{n}")
+    for p in plan["picks"]:
+        sources.append(f"- {p['sha']} {p['subject']}")
+    settled = picked.get("settled") or []
+    llm_files = picked.get("llm_files") or []
+    if llm_files:
+        risk = ("**Higher**: an LLM changed the files listed below to resolve conflicts or a test failure; "
+                "review those changes line by line against the original.")
+    elif settled:
+        risk = "Low: the pick needed only whitespace-only conflict settling (" + ", ".join(settled) + ")."
+    else:
+        risk = "Low: every commit applied cleanly with git's three-way merge."
+    if not tested.get("ran"):
+        risk += " Tests were not run by the bot."
+    return "\n".join([
+        "## What changed",
+        f"Backport of {plan['title']} to `{plan['branch']}` (release {plan['release']}), "
+        f"{len(picked['commits'])} commit(s), each keeping its original message with a "
+        "`(cherry picked from commit …)` line.",
+        "",
+        "## Original source",
+        *sources,
+        "",
+        "## Target branch",
+        f"`{plan['branch']}` (at `{plan['tip'][:10]}` when picked)",
+        "",
+        "## Validation",
+        f"- {tested['summary']}",
+        "",
+        "## Risk",
+        risk,
+        "",
+        "## Files changed by an LLM",
+        *([f"- `{f}`" for f in llm_files] or ["None."]),
+        "",
+        f"<sub>Opened by the maintainer bot, job `{job.key}`. A maintainer must review and merge.</sub>",
+    ])
+
+
+async def _report(job: JobRun, plan: dict, published: dict) -> dict:
+    gh = job.services.github
+    if gh is None or not published.get("pr_url"):
+        return {}
+    repo_cfg = job.config.repo(job.params["repo"])
+    for n in plan["prs"]:
+        try:
+            await gh.comment(repo_cfg.github, n, f"Backport to `{plan['branch']}`: {published['pr_url']}")
+        except GitHubError as exc:
+            await job.say(f"Could not comment on #{n}: {exc}", once=f"comment-fail:{n}")
+    return {}

@@ -1,0 +1,292 @@
+"""The git layer (pygit2): one bare mirror per repo, in-memory cherry-picks, throwaway checkouts, pushes.
+
+Mirrors live under `BOT_DATA_DIR/mirrors` and are fetched incrementally, never re-cloned per job. A file lock
+(flock) serialises fetches and pushes on one mirror across every worker process on the machine; picks only
+write new objects, which is safe alongside. Nothing here runs a shell, and no ref or path from a user reaches
+git without being checked first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import MergeFileFlag, MergeFlag
+
+BOT_SIGNATURE = ("maintainer-bot", "maintainer-bot@users.noreply.github.com")
+TRAILER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: .+|^\(cherry picked from commit [0-9a-f]+\)$")
+SAFE_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])(?<!\.lock)$")
+
+
+class GitError(Exception):
+    """A git operation failed; the message is fit to show people."""
+
+
+def safe_ref(name: str) -> str:
+    if not SAFE_REF.match(name):
+        raise GitError(f"refusing the ref name {name!r}")
+    return name
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Callbacks(pygit2.RemoteCallbacks):
+    """Token auth for https remotes, and the one place a refused push is noticed."""
+
+    def __init__(self, token: str = ""):
+        super().__init__()
+        self.token = token
+        self.rejected: dict[str, str] = {}
+
+    def credentials(self, url, username_from_url, allowed_types):
+        if self.token and allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+            return pygit2.UserPass("x-access-token", self.token)
+        return None
+
+    def push_update_reference(self, refname, message):
+        if message:  # libgit2 reports a ref the server refused here, not as an exception
+            self.rejected[refname] = message
+
+
+class Mirror:
+    def __init__(self, data_dir: Path, github: str, clone_url: str, token: str = ""):
+        self.path = Path(data_dir) / "mirrors" / (github.replace("/", "__") + ".git")
+        self.clone_url = clone_url
+        self.token = token
+
+    def _open(self) -> pygit2.Repository:
+        if not (self.path / "HEAD").exists():
+            repo = pygit2.init_repository(str(self.path), bare=True)
+            repo.remotes.create("origin", self.clone_url, "+refs/heads/*:refs/heads/*")
+            return repo
+        repo = pygit2.Repository(str(self.path))
+        if repo.remotes["origin"].url != self.clone_url:
+            repo.remotes.set_url("origin", self.clone_url)
+        return repo
+
+    def sync(self) -> pygit2.Repository:
+        """Fetch every branch (incrementally after the first time) and return the repository."""
+        with locked(self.path):
+            repo = self._open()
+            try:
+                repo.remotes["origin"].fetch(["+refs/heads/*:refs/heads/*"], callbacks=Callbacks(self.token),
+                                             prune=pygit2.enums.FetchPrune.PRUNE)
+            except pygit2.GitError as exc:
+                raise GitError(f"fetching {_public_url(self.clone_url)} failed: {exc}") from exc
+            return repo
+
+    def repo(self) -> pygit2.Repository:
+        return self._open()
+
+    def push(self, commit: str, branch: str, *, force: bool = True) -> None:
+        """Point `branch` on the remote at `commit`; a refusal by the server raises GitError."""
+        branch = safe_ref(branch)
+        with locked(self.path):
+            repo = self._open()
+            local = f"refs/bot/push/{branch}"
+            repo.references.create(local, pygit2.Oid(hex=commit), force=True)
+            cb = Callbacks(self.token)
+            spec = f"{'+' if force else ''}{local}:refs/heads/{branch}"
+            try:
+                repo.remotes["origin"].push([spec], callbacks=cb)
+            except pygit2.GitError as exc:
+                raise GitError(f"push of {branch} failed: {exc}") from exc
+            finally:
+                with contextlib.suppress(KeyError, pygit2.GitError):
+                    repo.references.delete(local)
+            if cb.rejected:
+                ref, why = next(iter(cb.rejected.items()))
+                raise GitError(f"the server refused the push of {ref}: {why}")
+
+
+def _public_url(url: str) -> str:
+    return re.sub(r"//[^@/]+@", "//", url)
+
+
+def resolve_commit(repo: pygit2.Repository, text: str) -> pygit2.Commit:
+    """A full or abbreviated SHA to a commit in the mirror."""
+    if not re.fullmatch(r"[0-9a-fA-F]{7,40}", text):
+        raise GitError(f"{text!r} is not a commit SHA")
+    try:
+        obj = repo.revparse_single(text.lower())
+    except (KeyError, ValueError, pygit2.GitError):
+        raise GitError(f"commit {text} is not in the repository (or the abbreviation is ambiguous)")
+    commit = obj.peel(pygit2.Commit)
+    return commit
+
+
+def branch_tip(repo: pygit2.Repository, branch: str) -> pygit2.Commit | None:
+    ref = repo.references.get(f"refs/heads/{safe_ref(branch)}")
+    return ref.peel(pygit2.Commit) if ref else None
+
+
+def add_cherry_line(message: str, sha: str) -> str:
+    """The original message with `(cherry picked from commit <sha>)` added before any trailers."""
+    line = f"(cherry picked from commit {sha})"
+    body = message.rstrip("\n")
+    if line in body:
+        return body + "\n"
+    paragraphs = body.split("\n\n")
+    last = paragraphs[-1].splitlines()
+    if len(paragraphs) > 1 and last and all(TRAILER.match(x) or x.startswith((" ", "\t")) for x in last):
+        paragraphs.insert(len(paragraphs) - 1, line)
+    else:
+        paragraphs.append(line)
+    return "\n\n".join(paragraphs) + "\n"
+
+
+@dataclass
+class Conflict:
+    path: str
+    ours: str | None        # the branch's version
+    theirs: str | None      # the picked commit's version
+    ancestor: str | None    # the commit's parent version
+    merged: str             # file text with conflict markers
+
+
+@dataclass
+class PickResult:
+    tree: str | None                      # result tree when clean
+    conflicts: list[Conflict] = field(default_factory=list)
+    whitespace_settled: list[str] = field(default_factory=list)
+    touched: list[str] = field(default_factory=list)   # paths the picked commit changes (either side of renames)
+    empty: bool = False
+
+
+def _blob_text(repo, entry) -> str | None:
+    if entry is None:
+        return None
+    data = repo[entry.id].data
+    return data.decode("utf-8", "replace")
+
+
+def changed_paths(repo: pygit2.Repository, commit: pygit2.Commit, parent: pygit2.Commit) -> list[str]:
+    diff = repo.diff(parent, commit)
+    diff.find_similar()
+    paths = set()
+    for delta in diff.deltas:
+        paths.add(delta.old_file.path)
+        paths.add(delta.new_file.path)
+    return sorted(paths)
+
+
+def pick(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit, mainline: int = 1) -> PickResult:
+    """Three-way merge of parent→commit onto `onto`, renames followed, entirely in memory."""
+    if not commit.parents:
+        raise GitError(f"{commit.id} is a root commit and cannot be cherry-picked")
+    if len(commit.parents) > 1 and not 1 <= mainline <= len(commit.parents):
+        raise GitError(f"{commit.id} is a merge commit without a valid mainline")
+    parent = commit.parents[mainline - 1]
+    touched = changed_paths(repo, commit, parent)
+    index = repo.merge_trees(parent.tree, onto.tree, commit.tree, flags=MergeFlag.FIND_RENAMES)
+    settled: list[str] = []
+    if index.conflicts is not None:
+        first = {(c[1] or c[2] or c[0]).path for c in index.conflicts}
+        ws = repo.merge_trees(parent.tree, onto.tree, commit.tree, flags=MergeFlag.FIND_RENAMES,
+                              file_flags=MergeFileFlag.IGNORE_WHITESPACE_CHANGE | MergeFileFlag.IGNORE_WHITESPACE_EOL)
+        left = {(c[1] or c[2] or c[0]).path for c in ws.conflicts} if ws.conflicts is not None else set()
+        if left != first:
+            settled = sorted(first - left)
+            index = ws
+    if index.conflicts is not None:
+        conflicts = []
+        for ancestor, ours, theirs in index.conflicts:
+            path = (ours or theirs or ancestor).path
+            if ours is not None and theirs is not None:
+                merged = repo.merge_file_from_index(ancestor, ours, theirs)
+                merged_text = merged.contents if hasattr(merged, "contents") else str(merged)
+            else:
+                merged_text = ""  # modify/delete: no text merge possible
+            conflicts.append(Conflict(path, _blob_text(repo, ours), _blob_text(repo, theirs),
+                                      _blob_text(repo, ancestor), merged_text))
+        return PickResult(None, conflicts, settled, touched)
+    tree = index.write_tree(repo)
+    return PickResult(str(tree), [], settled, touched, empty=(tree == onto.tree.id))
+
+
+def commit_tree(repo: pygit2.Repository, tree: str, parent: pygit2.Commit, original: pygit2.Commit) -> str:
+    """A commit of `tree` on `parent` keeping the original author and message, plus the cherry-pick line."""
+    committer = pygit2.Signature(*BOT_SIGNATURE)
+    message = add_cherry_line(original.message, str(original.id))
+    oid = repo.create_commit(None, original.author, committer, message, pygit2.Oid(hex=tree), [parent.id])
+    return str(oid)
+
+
+def tree_with_files(repo: pygit2.Repository, base_tree: pygit2.Tree, files: dict[str, str | None]) -> str:
+    """`base_tree` with some files replaced (None deletes), written as a new tree."""
+    index = pygit2.Index()
+    index.read_tree(base_tree)
+    for path, text in files.items():
+        if text is None:
+            with contextlib.suppress(KeyError, pygit2.GitError):
+                index.remove(path)
+            continue
+        blob = repo.create_blob(text.encode())
+        mode = index[path].mode if path in index else pygit2.enums.FileMode.BLOB
+        index.add(pygit2.IndexEntry(path, blob, mode))
+    return str(index.write_tree(repo))
+
+
+def file_at(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> str | None:
+    try:
+        entry = commit.tree[path]
+    except KeyError:
+        return None
+    return repo[entry.id].data.decode("utf-8", "replace")
+
+
+def checkout(repo: pygit2.Repository, commit: str, parent_dir: Path) -> Path:
+    """A throwaway checkout of `commit` (a plain directory, no .git), for tests and builds."""
+    parent_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="checkout-", dir=parent_dir))
+    repo.checkout_tree(repo[pygit2.Oid(hex=commit)].peel(pygit2.Tree), directory=str(path),
+                       strategy=pygit2.enums.CheckoutStrategy.FORCE | pygit2.enums.CheckoutStrategy.RECREATE_MISSING)
+    return path
+
+
+def remove_checkout(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def missing_dependencies(repo: pygit2.Repository, commit: pygit2.Commit, branch: pygit2.Commit, paths: list[str],
+                         limit: int = 300) -> list[tuple[str, str]]:
+    """Commits that touched `paths` between the branch's fork point and the picked commit's parent, and are
+    not on the branch: likely prerequisites of a conflicted backport. Returns (short sha, subject)."""
+    base = repo.merge_base(commit.parents[0].id, branch.id)
+    if base is None:
+        return []
+    found = []
+    walker = repo.walk(commit.parents[0].id, pygit2.enums.SortMode.TOPOLOGICAL)
+    walker.hide(base)
+    for i, c in enumerate(walker):
+        if i >= limit or len(found) >= 5:
+            break
+        if not c.parents:
+            continue
+        if set(changed_paths(repo, c, c.parents[0])) & set(paths):
+            found.append((str(c.id)[:10], c.message.splitlines()[0] if c.message else ""))
+    return found
+
+
+def env_without_secrets(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a test command or build gets: enough to run tools, nothing that could be a secret."""
+    keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TERM", "TZ") if k in os.environ}
+    keep.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    keep.update(extra or {})
+    return keep

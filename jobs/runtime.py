@@ -1,0 +1,168 @@
+"""What a running job works with: its thread in chat, its audit log, and named stages with checkpoints.
+
+A job is a pipeline of stages. `JobRun.stage(name, fn)` shows the stage on the parent message, writes the
+audit entries and stores the stage's (JSON) result, so a job picked up again after a worker died, or retried
+from its Retry button, starts from the first stage not yet done. A stage raises `NeedsPerson` to escalate or
+`JobFailed` for a plain, final failure (a bad ref, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from bot import render
+from bot.audit import Audit
+from bot.chat import Chat
+from jobs.queue import info_key, job_info, set_info
+
+log = logging.getLogger(__name__)
+
+
+class NeedsPerson(Exception):
+    def __init__(self, escalation: render.Escalation):
+        super().__init__(f"{escalation.stage}: {escalation.reason}")
+        self.escalation = escalation
+
+
+class JobFailed(Exception):
+    """A final failure with a reason people can act on; not retried."""
+
+
+class JobThread:
+    """The parent message and its thread. The parent is posted once, by whoever gets there first (the
+    command right after its ack, or the worker), guarded by a claim in Redis."""
+
+    def __init__(self, chat: Chat, redis: aioredis.Redis, key: str, *, ttl_days: int = 30):
+        self.chat = chat
+        self.redis = redis
+        self.key = key
+        self.ttl_days = ttl_days
+        self._info: dict | None = None
+
+    async def info(self, refresh: bool = False) -> dict:
+        if self._info is None or refresh:
+            self._info = await job_info(self.redis, self.key)
+        return self._info
+
+    def _parent_text(self, info: dict, status: str, detail: str = "") -> str:
+        return render.parent_text(self.key, info.get("summary", ""), info.get("requester", ""), status, detail)
+
+    async def parent_ts(self, wait_s: float = 10.0) -> str:
+        info = await self.info()
+        if info.get("thread_ts"):
+            return info["thread_ts"]
+        claim = f"{info_key(self.key)}:parent-claim"
+        deadline = time.monotonic() + wait_s
+        while True:
+            if await self.redis.set(claim, "1", nx=True, ex=120):
+                info = await self.info(refresh=True)
+                if info.get("thread_ts"):
+                    return info["thread_ts"]
+                ts = await self.chat.post(info["channel"], self._parent_text(info, info.get("status", "queued")))
+                await set_info(self.redis, self.key, self.ttl_days, thread_ts=ts)
+                info["thread_ts"] = ts
+                return ts
+            await asyncio.sleep(0.1)
+            info = await self.info(refresh=True)
+            if info.get("thread_ts"):
+                return info["thread_ts"]
+            if time.monotonic() > deadline:  # the claimant died before posting: take over
+                await self.redis.delete(claim)
+
+    async def status(self, status: str, detail: str = "") -> None:
+        info = await self.info(refresh=True)
+        if info.get("status") == status and info.get("detail", "") == detail and info.get("thread_ts"):
+            return
+        ts = await self.parent_ts()
+        await set_info(self.redis, self.key, self.ttl_days, status=status, detail=detail)
+        await self.chat.update(info["channel"], ts, self._parent_text(info, status, detail))
+
+    async def reply(self, text: str, blocks: list | None = None, once: str | None = None) -> str | None:
+        """A reply in the thread. With `once`, the same mark in the same run is posted only once, so a job
+        resumed after a crash does not repeat what it already said."""
+        info = await self.info()
+        if once:
+            field = f"{info.get('run', '1')}:{once}"
+            if not await self.redis.hsetnx(f"{info_key(self.key)}:once", field, "1"):
+                return None
+            await self.redis.expire(f"{info_key(self.key)}:once", self.ttl_days * 86400)
+        ts = await self.parent_ts()
+        try:
+            return await self.chat.post(info["channel"], text, blocks, thread_ts=ts)
+        except Exception:
+            if once:  # not posted: let a later attempt post it
+                await self.redis.hdel(f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{once}")
+            raise
+
+
+class JobRun:
+    """One attempt at one job: the request, the services, the thread and the audit log."""
+
+    def __init__(self, key: str, request: dict, services, chat: Chat, attempt: int = 1):
+        self.key = key
+        self.request = request
+        self.kind = request["kind"]
+        self.params = request["params"]
+        self.services = services
+        self.config = services.config
+        self.redis = services.redis
+        self.attempt = attempt
+        self.thread = JobThread(chat, services.redis, key, ttl_days=services.config.queue.audit_ttl_days)
+        self.audit = Audit(services.redis, key, services.config.queue.audit_ttl_days, services.config.env.secrets())
+
+    @property
+    def stages_key(self) -> str:
+        return f"{info_key(self.key)}:stages"
+
+    async def stage(self, name: str, fn: Callable[[], Awaitable[Any]], *, detail: str = "") -> Any:
+        stored = await self.redis.hget(self.stages_key, name)
+        if stored is not None:
+            await self.audit.write(name, "resumed", "already done in an earlier attempt")
+            return json.loads(stored)
+        await self.thread.status("running", detail or name)
+        await self.audit.write(name, "start", detail)
+        started = time.monotonic()
+        try:
+            result = await fn()
+        except NeedsPerson as exc:
+            await self.audit.write(name, "needs-person", exc.escalation.reason)
+            raise
+        except JobFailed as exc:
+            await self.audit.write(name, "failed", str(exc))
+            raise
+        except Exception as exc:
+            await self.audit.write(name, "error", f"{exc.__class__.__name__}: {exc}")
+            raise
+        await self.redis.hset(self.stages_key, name, json.dumps(result))
+        await self.redis.expire(self.stages_key, self.config.queue.audit_ttl_days * 86400)
+        await self.audit.write(name, "done", f"{time.monotonic() - started:.2f}s")
+        return result
+
+    async def forget_stages(self, *names: str) -> None:
+        if names:
+            await self.redis.hdel(self.stages_key, *names)
+
+    async def say(self, text: str, blocks: list | None = None, once: str | None = None) -> None:
+        await self.audit.write("thread", "reply", text)
+        await self.thread.reply(text, blocks, once=once)
+
+    async def done(self, text: str, blocks: list | None = None, detail: str = "") -> None:
+        await self.say(text, blocks, once="final")
+        await self.thread.status("done", detail)
+
+    async def escalate(self, esc: render.Escalation) -> None:
+        text, blocks = render.escalation_blocks(self.key, esc, self.config.slack.maintainers)
+        await self.audit.write(esc.stage, "escalated", esc.reason, files=esc.files, commands=esc.commands)
+        await self.thread.reply(text, blocks, once="final")
+        await self.thread.status("needs a maintainer", f"{esc.stage}: {esc.reason}"[:200])
+
+    async def fail(self, reason: str) -> None:
+        await self.audit.write("job", "failed", reason)
+        await self.thread.reply(f":x: {reason}", once="final")
+        await self.thread.status("failed", reason[:200])

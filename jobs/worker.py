@@ -1,0 +1,130 @@
+"""`python -m jobs.worker`: runs queued jobs. Any number of workers on any number of machines share one
+Redis/Valkey; SAQ hands each job to one of them, a heartbeat shows it is alive, and a sweep gives the job of a
+worker that died to another one, which resumes from the first stage not yet done."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from saq import Worker
+
+from bot import config as config_mod
+from bot.chat import Chat
+from bot.services import Services
+from jobs.runtime import JobFailed, JobRun, NeedsPerson
+
+log = logging.getLogger(__name__)
+
+
+async def run_job(ctx: dict, *, request: dict) -> str:
+    """The one SAQ function: look up the job's kind and run it inside a JobRun."""
+    services: Services = ctx["services"]
+    job = ctx["job"]
+    chat = services.chats.get(request.get("dest", "slack"))
+    if chat is None:
+        log.error("job %s wants chat %r, which this worker does not have", job.key, request.get("dest"))
+        return "no-chat"
+    run = JobRun(job.key, request, services, chat, attempt=job.attempts)
+    beat = asyncio.create_task(_heartbeat(job, services.config.queue.heartbeat_s))
+    services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
+    try:
+        if job.attempts > 1:
+            await run.audit.write("job", "retry", f"attempt {job.attempts} (previous: {job.error or 'worker lost'})")
+        handler = kinds().get(run.kind)
+        if handler is None:
+            await run.fail(f"no worker knows how to run a {run.kind} job")
+            return "unknown-kind"
+        await handler(run)
+        return "done"
+    except NeedsPerson as exc:
+        await run.escalate(exc.escalation)
+        return "escalated"
+    except JobFailed as exc:
+        await run.fail(str(exc))
+        return "failed"
+    except asyncio.CancelledError:
+        await run.audit.write("job", "cancelled", "worker stopping; the job goes back on the queue")
+        raise
+    except Exception as exc:
+        log.exception("job %s failed", job.key)
+        if job.retryable:
+            await run.audit.write("job", "will-retry", f"{exc.__class__.__name__}: {exc}")
+            raise
+        await run.fail(f"the job stopped with an internal error after {job.attempts} attempts "
+                       f"({exc.__class__.__name__}: {str(exc)[:200]}); the audit log has the details")
+        return "failed"
+    finally:
+        beat.cancel()
+
+
+def kinds() -> dict:
+    """Job kind → `async def run(job: JobRun)`."""
+    from jobs import backport
+
+    return {"backport": backport.run}
+
+
+async def _heartbeat(job, every_s: int) -> None:
+    while True:
+        await asyncio.sleep(max(every_s / 3, 0.2))
+        try:
+            await job.update()
+        except Exception as exc:  # the store is down: the sweep decides, not us
+            log.warning("heartbeat for %s failed: %s", job.key, exc)
+
+
+def make_worker(services: Services, *, concurrency: int | None = None, **kwargs) -> Worker:
+    q = services.config.queue
+
+    async def startup(ctx):
+        ctx["services"] = services
+
+    return Worker(services.queue, functions=[run_job], concurrency=concurrency or q.concurrency,
+                  startup=startup, timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1},
+                  shutdown_grace_period_s=0, **kwargs)
+
+
+async def amain() -> None:
+    from bot import slack
+    from bot.store import resolve
+
+    try:
+        cfg = config_mod.load()
+    except config_mod.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+    if not cfg.env.slack_bot_token:
+        print("config error: SLACK_BOT_TOKEN: a standalone worker posts to Slack and needs it "
+              "(the local console runs its own worker)", file=sys.stderr)
+        raise SystemExit(2)
+    url, server = resolve(cfg.env)
+    chats: dict[str, Chat] = {"slack": slack.SlackChat(slack.web_client(cfg.env))}
+    services = Services.build(cfg, url, chats)
+    worker = make_worker(services)
+    log.info("worker started on queue %s", services.queue.name)
+    try:
+        await worker.start()
+    finally:
+        await services.close()
+        if server:
+            server.stop()
+
+
+def main() -> None:
+    import os
+
+    from bot.logs import setup
+
+    secrets = [v for k, v in os.environ.items() if k in SECRET_VARS and len(v) >= 6]
+    setup(secrets)
+    asyncio.run(amain())
+
+
+SECRET_VARS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "GITHUB_TOKEN",
+               "GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET", "ANTHROPIC_API_KEY"}
+
+
+if __name__ == "__main__":
+    main()
