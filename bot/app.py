@@ -16,6 +16,7 @@ from bot import webhook
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+SERVICES = web.AppKey("services", Services)
 
 
 def build_bolt(services: Services, client) -> AsyncApp:
@@ -28,7 +29,7 @@ def build_bolt(services: Services, client) -> AsyncApp:
 
 def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
     app = web.Application(client_max_size=25 * 1024 * 1024)
-    app["services"] = services
+    app[SERVICES] = services
 
     async def slack_events(request: web.Request) -> web.Response:
         if bolt is None:

@@ -35,7 +35,7 @@ class SlackChat:
         try:
             return await self.client.api_call(method, json=kwargs)
         except SlackApiError as exc:
-            raise ChatError(f"Slack {method}: {exc.response.get('error', exc.response.status_code)}") from exc
+            raise ChatError(f"Slack {method}: {_error(exc)}") from exc
         except (SlackClientError, OSError, TimeoutError) as exc:
             raise ChatError(f"Slack {method}: {exc.__class__.__name__}: {exc}") from exc
 
@@ -72,7 +72,14 @@ class SlackChat:
         try:
             resp = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
-            raise ChatError(f"Slack usergroups.users.list: {exc.response.get('error')}") from exc
+            raise ChatError(f"Slack usergroups.users.list: {_error(exc)}") from exc
         except (SlackClientError, OSError) as exc:
             raise ChatError(f"Slack usergroups.users.list: {exc}") from exc
         return list(resp.get("users", []))
+
+
+def _error(exc: SlackApiError) -> str:
+    data = exc.response.data
+    if isinstance(data, dict):
+        return str(data.get("error", exc.response.status_code))
+    return f"HTTP {exc.response.status_code}"

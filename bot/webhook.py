@@ -23,7 +23,9 @@ WRITE = {"admin", "maintain", "write"}
 
 
 async def handle(request: web.Request) -> web.Response:
-    services = request.app["services"]
+    from bot.app import SERVICES
+
+    services = request.app[SERVICES]
     metrics = services.metrics
     body = await request.read()
     secret = services.config.env.github_webhook_secret

@@ -1,0 +1,140 @@
+"""The web process end to end: signed Slack requests in, jobs through the real queue and worker, parent
+messages and threads out on the fake Slack; health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import ClientSession
+
+from tests.conftest import CHANNEL, MAINTAINER, OUTSIDER, config_dict
+from tests.gitrepo import numbered
+
+
+def seed(remote):
+    base = remote.commit("main", {"src/a.c": numbered(30), "README": "hello\n"}, "Initial")
+    remote.branch("release/1.0", base)
+    remote.commit("main", {"src/b.c": "new file\n"}, "Unrelated feature")
+    return remote.commit("main", {"src/a.c": numbered(30).replace("line 5\n", "line five\n")},
+                         "Fix line five\n\nLong explanation.\n\nSigned-off-by: Dev One <dev@example.com>")
+
+
+async def test_slash_command_runs_a_backport_through_queue_and_worker(make_bot, remote, slack, github):
+    fix = seed(remote)
+    bot = await make_bot(config_dict(remote))
+    started = time.monotonic()
+    status, body = await bot.slash("/backport", f"1.0 {fix[:12]}")
+    assert time.monotonic() - started < 3
+    assert status == 200 and body["response_type"] == "ephemeral"
+    assert "Queued job `bp-" in body["text"]
+    key = body["text"].split("`")[1]
+    info = await bot.final(key)
+    assert info["status"] == "done"
+    parent = slack.messages[info["thread_ts"]]
+    assert parent["channel"] == CHANNEL and f"job `{key}`" in parent["text"] and "*done*" in parent["text"]
+    assert parent["edits"] >= 3  # queued → stages → done, edited in place
+    thread = bot.thread_of(info)
+    assert "Resolved: 1 commit(s)" in thread and "Picked 1 commit(s) cleanly" in thread
+    assert "Backport ready for review" in thread
+    # GitHub: one PR into the release branch, labelled, with the contract's title.
+    prs = [p for p in github.pulls["acme/widget"].values() if p["state"] == "open"]
+    assert len(prs) == 1
+    pr = prs[0]
+    assert pr["title"] == "[Backport 1.0] Fix line five"
+    assert pr["base"]["ref"] == "release/1.0" and pr["head"]["ref"] == f"backport/{fix[:10]}-to-release/1.0"
+    assert github.labels["acme/widget"][pr["number"]] == ["backport"]
+    for heading in ("## What changed", "## Original source", "## Target branch", "## Validation", "## Risk",
+                    "## Files changed by an LLM"):
+        assert heading in pr["body"]
+    # The branch on the remote: one commit, original message kept, cherry-pick line before the trailers.
+    branch_tip = remote.tip(f"backport/{fix[:10]}-to-release/1.0")
+    message = remote.repo[branch_tip].message
+    assert message.startswith("Fix line five\n\nLong explanation.\n\n(cherry picked from commit " + fix + ")\n\n"
+                              "Signed-off-by:")
+    assert [str(p) for p in remote.repo[branch_tip].parent_ids] == [remote.tip("release/1.0")]
+    assert remote.files(branch_tip)["src/a.c"].count("line five") == 1
+
+
+async def test_forged_and_stale_signatures_are_refused_and_nothing_is_queued(make_bot, remote, slack):
+    fix = seed(remote)
+    bot = await make_bot(config_dict(remote), worker=False)
+    status, _ = await bot.slash("/backport", f"1.0 {fix}", secret="not-the-secret")
+    assert status == 401
+    status, _ = await bot.slash("/backport", f"1.0 {fix}", ts=int(time.time()) - 3600)
+    assert status == 401
+    assert await bot.services.queue.count("incomplete") == 0
+    assert slack.parents() == []
+
+
+async def test_unauthorised_and_malformed_commands_get_one_line_and_queue_nothing(make_bot, remote, slack):
+    fix = seed(remote)
+    bot = await make_bot(config_dict(remote), worker=False)
+    status, body = await bot.slash("/backport", f"1.0 {fix}", user=OUTSIDER)
+    assert status == 200 and "maintainers only" in body["text"] and "\n" not in body["text"]
+    status, body = await bot.slash("/backport", "1.0 not-a-sha")
+    assert "is neither a commit SHA" in body["text"] and "Usage: /backport" in body["text"]
+    status, body = await bot.slash("/backport", "")
+    assert "Usage: /backport" in body["text"]
+    status, body = await bot.slash("/summarize", "what is this")
+    assert "Usage: /summarize" in body["text"]
+    assert await bot.services.queue.count("incomplete") == 0
+    assert slack.parents() == []
+
+
+async def test_user_group_members_are_maintainers(make_bot, remote, slack):
+    fix = seed(remote)
+    bot = await make_bot(config_dict(remote), worker=False)
+    status, body = await bot.slash("/backport", f"1.0 {fix}", user="UGROUPM1")
+    assert "Queued job" in body["text"]
+    assert slack.count("usergroups.users.list") == 1
+    await bot.slash("/backport", f"2.0 {fix}", user="UGROUPM1")
+    assert slack.count("usergroups.users.list") == 1  # cached
+
+
+async def test_same_request_twice_points_at_the_first_job(make_bot, remote, slack):
+    fix = seed(remote)
+    bot = await make_bot(config_dict(remote), worker=False)
+    _, first = await bot.slash("/backport", f"1.0 {fix}")
+    key = first["text"].split("`")[1]
+    from jobs.queue import job_info
+
+    for _ in range(100):  # the parent is posted just after the ack
+        if (await job_info(bot.services.redis, key)).get("permalink"):
+            break
+        await asyncio.sleep(0.05)
+    _, second = await bot.slash("/backport", f"1.0 {fix}")
+    assert "Already in progress as job `" + key in second["text"]
+    assert "https://test.slack.com/archives/" in second["text"]
+    assert len(slack.parents()) == 1
+    assert await bot.services.queue.count("incomplete") == 1
+
+
+async def test_help_for_every_command(make_bot, remote):
+    bot = await make_bot(config_dict(remote), worker=False)
+    _, body = await bot.slash("/help", "")
+    for name in ("/backport", "/summarize", "/firstissue", "/provenance", "/adversarial"):
+        assert name in body["text"]
+        _, one = await bot.slash(name, "help", user=OUTSIDER)
+        assert one["text"].startswith(f"*{name}")
+
+
+async def test_commands_whose_job_is_not_built_say_so(make_bot, remote):
+    bot = await make_bot(config_dict(remote), worker=False)
+    for command, text in (("/summarize", "#12"), ("/provenance", "PR#12"), ("/adversarial", "#12 50"),
+                          ("/firstissue", "list")):
+        _, body = await bot.slash(command, text)
+        assert "not built yet" in body["text"]
+    assert await bot.services.queue.count("incomplete") == 0
+
+
+async def test_healthz_and_metrics(make_bot, remote):
+    bot = await make_bot(config_dict(remote), worker=False)
+    await bot.slash("/backport", "1.0 nothex")
+    async with ClientSession() as s:
+        async with s.get(f"{bot.url}/healthz") as r:
+            assert r.status == 200 and await r.text() == "ok"
+        async with s.get(f"{bot.url}/metrics") as r:
+            text = await r.text()
+    assert 'bot_commands_total{command="backport",outcome="usage"} 1' in text
+    assert "bot_queue_up 1" in text

@@ -1,0 +1,70 @@
+"""Fake Anthropic Messages API: `POST /v1/messages` answers from a script of replies, in order, and records
+every request (so tests can check what the model was shown). `POST /v1/messages/count_tokens` counts roughly
+four characters a token."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from aiohttp import web
+
+from tests.fakes.server import FakeServer
+
+KEY = "sk-ant-test-key-0000"
+
+
+def text(t: str) -> list[dict]:
+    return [{"type": "text", "text": t}]
+
+
+def tool(name: str, **args) -> dict:
+    return {"type": "tool_use", "id": "", "name": name, "input": args}
+
+
+class FakeAnthropic(FakeServer):
+    def __init__(self):
+        super().__init__()
+        self.script: list[list[dict]] = []
+        self.requests: list[dict] = []
+        self._ids = itertools.count(1)
+        self.app.router.add_post("/v1/messages", self.messages)
+        self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+
+    def reply(self, *contents: list[dict] | dict) -> None:
+        """Queue replies; each is a content list (or one tool_use block)."""
+        for c in contents:
+            self.script.append(c if isinstance(c, list) else [c])
+
+    async def messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls.append(("messages", body))
+        failure = self.take_failure("messages")
+        if failure is not None:
+            return failure
+        if request.headers.get("x-api-key") != KEY:
+            return web.json_response({"type": "error", "error": {"type": "authentication_error",
+                                                                 "message": "invalid x-api-key"}}, status=401)
+        self.requests.append(body)
+        if not self.script:
+            content = text("I have nothing more to say.")
+        else:
+            content = self.script.pop(0)
+        blocks = []
+        for block in content:
+            block = dict(block)
+            if block["type"] == "tool_use":
+                block["id"] = f"toolu_{next(self._ids):04d}"
+            blocks.append(block)
+        stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+        prompt_chars = len(json.dumps(body.get("messages", []))) + len(str(body.get("system", "")))
+        return web.json_response({
+            "id": f"msg_{next(self._ids):04d}", "type": "message", "role": "assistant", "model": body["model"],
+            "content": blocks, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": prompt_chars // 4, "output_tokens": len(json.dumps(blocks)) // 4},
+        })
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        chars = len(json.dumps(body.get("messages", []))) + len(str(body.get("system", "")))
+        return web.json_response({"input_tokens": chars // 4})

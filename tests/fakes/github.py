@@ -1,0 +1,131 @@
+"""Fake GitHub REST API: pulls (get, list by head/base, create, commits), issues (labels, comments),
+collaborator permissions, and GitHub App installation tokens. State is plain dicts tests can set and read."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from aiohttp import web
+
+from tests.fakes.server import FakeServer
+
+TOKEN = "ghp_testtoken0000"
+INSTALLATION_TOKEN = "ghs_installation0000"
+
+
+class FakeGitHub(FakeServer):
+    def __init__(self):
+        super().__init__()
+        self.pulls: dict[str, dict[int, dict]] = {}
+        self.pull_commits: dict[str, dict[int, list[dict]]] = {}
+        self.comments: dict[str, dict[int, list[dict]]] = {}
+        self.labels: dict[str, dict[int, list[str]]] = {}
+        self.permissions: dict[str, dict[str, str]] = {}
+        self.issues: dict[str, dict[int, dict]] = {}
+        self._numbers = itertools.count(5000)
+        self.routes = [
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/installation", self.installation),
+            ("POST", r"/app/installations/(?P<id>\d+)/access_tokens", self.access_token),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)/commits", self.get_pull_commits),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)", self.get_pull),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls", self.list_pulls),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls", self.create_pull),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/labels", self.add_labels),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments", self.add_comment),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)", self.get_issue),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/collaborators/(?P<login>[^/]+)/permission", self.permission),
+        ]
+        self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
+
+    def add_pull(self, repo: str, number: int, *, title: str, merge_commit_sha: str | None, merged: bool = True,
+                 commits: list[dict] | None = None, base: str = "main", body: str = "") -> dict:
+        pr = {"number": number, "title": title, "body": body, "state": "closed" if merged else "open",
+              "merged": merged, "merged_at": "2026-11-01T00:00:00Z" if merged else None,
+              "merge_commit_sha": merge_commit_sha, "base": {"ref": base}, "head": {"ref": f"topic-{number}"},
+              "html_url": f"https://github.example/{repo}/pull/{number}", "user": {"login": "author"}}
+        self.pulls.setdefault(repo, {})[number] = pr
+        self.pull_commits.setdefault(repo, {})[number] = commits or []
+        return pr
+
+    async def dispatch(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        for method, pattern, handler in self.routes:
+            m = re.fullmatch(pattern, path)
+            if m and request.method == method:
+                body = await request.json() if request.can_read_body else {}
+                name = handler.__name__
+                self.calls.append((name, {"path": path, "body": body, "query": dict(request.query)}))
+                failure = self.take_failure(name)
+                if failure is not None:
+                    return failure
+                auth = request.headers.get("Authorization", "")
+                if name not in ("installation", "access_token") and auth not in (
+                        f"token {TOKEN}", f"Bearer {TOKEN}", f"token {INSTALLATION_TOKEN}",
+                        f"Bearer {INSTALLATION_TOKEN}"):
+                    return web.json_response({"message": "Bad credentials"}, status=401)
+                return await handler(request, body, **m.groupdict())
+        return web.json_response({"message": "Not Found"}, status=404)
+
+    async def installation(self, request, body, repo):
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return web.json_response({"message": "A JSON web token could not be decoded"}, status=401)
+        return web.json_response({"id": 42, "account": {"login": repo.split("/")[0]}, "app_id": 1})
+
+    async def access_token(self, request, body, id):
+        return web.json_response({"token": INSTALLATION_TOKEN, "expires_at": "2099-01-01T00:00:00Z",
+                                  "permissions": {"contents": "write", "pull_requests": "write"},
+                                  "repository_selection": "all"}, status=201)
+
+    async def get_pull(self, request, body, repo, n):
+        pr = self.pulls.get(repo, {}).get(int(n))
+        return web.json_response(pr) if pr else web.json_response({"message": "Not Found"}, status=404)
+
+    async def get_pull_commits(self, request, body, repo, n):
+        commits = self.pull_commits.get(repo, {}).get(int(n), [])
+        page, per = int(request.query.get("page", 1)), int(request.query.get("per_page", 30))
+        return web.json_response(commits[(page - 1) * per: page * per])
+
+    async def list_pulls(self, request, body, repo):
+        q = request.query
+        out = []
+        for pr in self.pulls.get(repo, {}).values():
+            if q.get("state", "open") != "all" and pr["state"] != q.get("state", "open"):
+                continue
+            if "head" in q and f"{repo.split('/')[0]}:{pr['head']['ref']}" != q["head"]:
+                continue
+            if "base" in q and pr["base"]["ref"] != q["base"]:
+                continue
+            out.append(pr)
+        return web.json_response(out)
+
+    async def create_pull(self, request, body, repo):
+        for pr in self.pulls.get(repo, {}).values():
+            if pr["state"] == "open" and pr["head"]["ref"] == body["head"] and pr["base"]["ref"] == body["base"]:
+                return web.json_response({"message": "Validation Failed", "errors": [
+                    {"message": f"A pull request already exists for {body['head']}."}]}, status=422)
+        number = next(self._numbers)
+        pr = {"number": number, "title": body["title"], "body": body.get("body", ""), "state": "open",
+              "merged": False, "merged_at": None, "merge_commit_sha": None, "head": {"ref": body["head"]},
+              "base": {"ref": body["base"]}, "html_url": f"https://github.example/{repo}/pull/{number}",
+              "user": {"login": "maintainer-bot"}}
+        self.pulls.setdefault(repo, {})[number] = pr
+        return web.json_response(pr, status=201)
+
+    async def add_labels(self, request, body, repo, n):
+        labels = self.labels.setdefault(repo, {}).setdefault(int(n), [])
+        labels.extend(lbl for lbl in body["labels"] if lbl not in labels)
+        return web.json_response([{"name": lbl} for lbl in labels])
+
+    async def add_comment(self, request, body, repo, n):
+        comment = {"id": next(self._numbers), "body": body["body"]}
+        self.comments.setdefault(repo, {}).setdefault(int(n), []).append(comment)
+        return web.json_response(comment, status=201)
+
+    async def get_issue(self, request, body, repo, n):
+        issue = self.issues.get(repo, {}).get(int(n))
+        return web.json_response(issue) if issue else web.json_response({"message": "Not Found"}, status=404)
+
+    async def permission(self, request, body, repo, login):
+        perm = self.permissions.get(repo, {}).get(login, "none")
+        return web.json_response({"permission": perm, "user": {"login": login}})

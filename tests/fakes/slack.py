@@ -1,0 +1,113 @@
+"""Fake Slack Web API (`/api/<method>`, form or JSON bodies, bearer token) plus a `response_url` sink.
+
+Messages are kept per channel, so tests read parents and threads the way a person would see them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from aiohttp import web
+
+from tests.fakes.server import FakeServer
+
+TOKEN = "xoxb-test-token-0000"
+
+
+class FakeSlack(FakeServer):
+    def __init__(self, groups: dict[str, list[str]] | None = None):
+        super().__init__()
+        self.groups = groups or {}
+        self.messages: dict[str, dict] = {}        # ts -> message
+        self.ephemerals: list[dict] = []
+        self.responses: list[dict] = []            # posts to response_url
+        self._ts = itertools.count(1)
+        self.app.router.add_post("/api/{method}", self.api)
+        self.app.router.add_get("/api/{method}", self.api)
+        self.app.router.add_post("/respond/{id}", self.respond)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    async def respond(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.method == "GET":
+            args = {}
+        elif request.content_type == "application/json":
+            args = await request.json()
+        else:
+            args = dict(await request.post())
+        args.update({k: v for k, v in request.query.items()})
+        self.calls.append((method, args))
+        failure = self.take_failure(method)
+        if failure is not None:
+            return failure
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(handler(args))
+
+    def _blocks(self, args):
+        blocks = args.get("blocks")
+        return json.loads(blocks) if isinstance(blocks, str) else (blocks or [])
+
+    def m_auth_test(self, args):
+        return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "bot", "team_id": "T0001",
+                "user_id": "UBOT", "bot_id": "BBOT"}
+
+    def m_chat_postMessage(self, args):
+        ts = f"{1700000000 + next(self._ts)}.000100"
+        msg = {"ts": ts, "channel": args["channel"], "text": args.get("text", ""), "blocks": self._blocks(args),
+               "thread_ts": args.get("thread_ts"), "edits": 0}
+        self.messages[ts] = msg
+        return {"ok": True, "channel": args["channel"], "ts": ts, "message": msg}
+
+    def m_chat_update(self, args):
+        msg = self.messages.get(args["ts"])
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        msg.update(text=args.get("text", ""), blocks=self._blocks(args), edits=msg["edits"] + 1)
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
+
+    def m_chat_delete(self, args):
+        self.messages.pop(args["ts"], None)
+        return {"ok": True}
+
+    def m_chat_postEphemeral(self, args):
+        self.ephemerals.append(args)
+        return {"ok": True, "message_ts": "1.1"}
+
+    def m_chat_getPermalink(self, args):
+        return {"ok": True, "permalink": f"https://test.slack.com/archives/{args['channel']}/p{args['message_ts']}"}
+
+    def m_conversations_open(self, args):
+        return {"ok": True, "channel": {"id": "D" + args["users"].lstrip("UW")}}
+
+    def m_usergroups_users_list(self, args):
+        group = args.get("usergroup")
+        if group not in self.groups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": self.groups[group]}
+
+    # What a person sees ----------------------------------------------------------------------------
+    def parents(self, channel: str | None = None) -> list[dict]:
+        return [m for m in self.messages.values() if not m["thread_ts"] and (channel is None or m["channel"] == channel)]
+
+    def thread(self, parent_ts: str) -> list[dict]:
+        return [m for m in self.messages.values() if m["thread_ts"] == parent_ts]
+
+    def thread_text(self, parent_ts: str) -> str:
+        out = []
+        for m in self.thread(parent_ts):
+            out.append(m["text"])
+            for b in m["blocks"]:
+                if b.get("type") == "section":
+                    out.append(b["text"]["text"])
+        return "\n".join(out)
