@@ -28,6 +28,15 @@ def valkey_binary() -> str:
     return path
 
 
+def _probe(port: int) -> redis.Redis:
+    """A client for one quick PING: no retries, short timeouts (redis-py otherwise retries with backoff)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=0.5,
+                       retry=Retry(NoBackoff(), 0))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,7 +73,7 @@ class EmbeddedValkey:
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         port_file.write_text(str(self.port))
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = _probe(self.port)
         while True:
             try:
                 if client.ping():
@@ -79,7 +88,7 @@ class EmbeddedValkey:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("embedded valkey-server did not answer PING in time")
-            time.sleep(0.05)
+            time.sleep(0.02)
         client.close()
         log.info("embedded valkey at %s (data in %s)", self.url, self.data_dir)
         return self.url
@@ -124,7 +133,7 @@ def resolve(env) -> tuple[str, EmbeddedValkey | None]:
     if port_file.exists() and port_file.read_text().isdigit():
         port = int(port_file.read_text())
         try:
-            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+            client = _probe(port)
             if client.ping():
                 client.close()
                 return f"redis://127.0.0.1:{port}/0", None

@@ -1,0 +1,51 @@
+"""The embedded Valkey keeps queued jobs across a restart (append-only file under BOT_DATA_DIR)."""
+
+from __future__ import annotations
+
+from saq import Queue
+
+from bot.store import EmbeddedValkey, resolve
+from bot.config import Env
+from jobs.queue import JobRequest, submit
+
+
+async def test_queued_jobs_survive_a_restart(tmp_path):
+    server = EmbeddedValkey(tmp_path / "valkey")
+    url = server.start()
+    port = server.port
+    try:
+        from bot.store import connect
+
+        redis = connect(url)
+        queue = Queue.from_url(url, name="bot")
+        req = JobRequest(kind="backport", params={"repo": "a/b", "release": "1.0", "refs": ["abcdef1"]},
+                         summary="x", requester="U1", channel="C1")
+        sub = await submit(queue, redis, req)
+        assert sub.created
+        await queue.disconnect()
+        await redis.aclose()
+    finally:
+        server.stop()
+    again = EmbeddedValkey(tmp_path / "valkey")
+    url = again.start()
+    try:
+        assert again.port == port  # the same address when it is free
+        queue = Queue.from_url(url, name="bot")
+        job = await queue.job(sub.key)
+        assert job is not None and job.status == "queued"
+        assert await queue.count("queued") == 1
+        await queue.disconnect()
+    finally:
+        again.stop()
+
+
+def test_resolve_reuses_a_running_embedded_server(tmp_path):
+    env = Env(data_dir=tmp_path)
+    url, server = resolve(env)
+    try:
+        assert server is not None
+        url2, server2 = resolve(env)
+        assert url2 == url and server2 is None
+    finally:
+        server.stop()
+    assert resolve(Env(redis_url="redis://elsewhere:6379/0")) == ("redis://elsewhere:6379/0", None)
