@@ -34,7 +34,7 @@ class Services:
         return cls(
             config=config,
             redis=connect(redis_url),
-            queue=make_queue(redis_url, queue_name),
+            queue=make_queue(redis_url, queue_name, config.queue.sweep_s),
             chats=chats,
             github=GitHubClient.from_env(config.env),
             llm=llm.make_client(config.env),

@@ -7,13 +7,18 @@ status shown to people; it lives 30 days, like the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 
 import redis.asyncio as aioredis
 from saq import Job, Queue, Status
+from saq.queue.redis import RedisQueue
+
+log = logging.getLogger(__name__)
 
 ALIVE = {Status.NEW, Status.QUEUED, Status.ACTIVE}
 PREFIXES = {"backport": "bp", "summarize": "sum", "firstissue": "fi", "provenance": "prov",
@@ -54,8 +59,48 @@ def info_key(key: str) -> str:
     return f"bot:job:{key}"
 
 
-def make_queue(url: str, name: str = "bot") -> Queue:
-    return Queue.from_url(url, name=name)
+class BotQueue(RedisQueue):
+    """SAQ's Redis queue with our own sweep, which gives the job of a dead worker to another one.
+
+    SAQ's sweep holds a 60 s lock (so recovery waits up to a minute whatever the timer says), and it treats
+    a job its worker dequeued a moment ago, but has not yet marked active, as abandoned. Ours sweeps at most
+    once per `sweep_every_s` across all workers, gives such a job a grace second, and re-queues a job whose
+    heartbeat stopped. A job past its last attempt is re-queued once more, so the worker can say in its
+    thread that it gave up instead of the job vanishing."""
+
+    sweep_every_s = 10
+    grace_s = 1.0
+
+    async def sweep(self, lock: int | None = None, abort: float = 5.0) -> list[str]:
+        if not await self.redis.set(self._sweep, "1", nx=True, ex=max(1, int(lock or self.sweep_every_s))):
+            return []
+        swept = []
+        for job_id in await self.redis.lrange(self._active, 0, -1):
+            job = await self._get_job_by_id(job_id)
+            if job is not None and job.status == Status.ACTIVE and not job.stuck:
+                continue
+            if job is not None and job.status != Status.ACTIVE:
+                await asyncio.sleep(self.grace_s)   # dequeued, about to be marked active?
+                job = await self._get_job_by_id(job_id)
+                still = job_id in await self.redis.lrange(self._active, 0, -1)
+                if not still or (job is not None and job.status == Status.ACTIVE and not job.stuck):
+                    continue
+            swept.append(job_id.decode() if isinstance(job_id, bytes) else job_id)
+            if job is None:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    await pipe.lrem(self._active, 0, job_id).zrem(self._incomplete, job_id).execute()
+                continue
+            log.warning("job %s lost its worker (no heartbeat); putting it back on the queue", job.key)
+            if not job.retryable:
+                job.retries = job.attempts + 1
+            await self.retry(job, error="worker lost (no heartbeat)")
+        return swept
+
+
+def make_queue(url: str, name: str = "bot", sweep_every_s: int = 10) -> Queue:
+    queue = BotQueue.from_url(url, name=name)
+    queue.sweep_every_s = sweep_every_s
+    return queue
 
 
 async def job_info(redis: aioredis.Redis, key: str) -> dict:

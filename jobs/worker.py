@@ -32,6 +32,9 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     try:
         if job.attempts > 1:
             await run.audit.write("job", "retry", f"attempt {job.attempts} (previous: {job.error or 'worker lost'})")
+        if job.attempts > services.config.queue.retries:
+            await run.fail(f"gave up after {job.attempts - 1} attempts: {str(job.error or 'worker lost')[:200]}")
+            return "gave-up"
         handler = kinds().get(run.kind)
         if handler is None:
             await run.fail(f"no worker knows how to run a {run.kind} job")

@@ -1,0 +1,73 @@
+"""Workers as separate processes (`python -m jobs.worker`) sharing one queue: a worker killed with SIGKILL in
+the middle of a job's test stage; another worker picks the job up and it finishes once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import tomli_w
+
+from jobs.queue import job_info
+from tests.bot.test_app import seed
+from tests.conftest import config_dict, env_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(env: dict, log: Path) -> subprocess.Popen:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "ANTHROPIC_", "BOT_"))}
+    full.update(env)
+    full["PYTHONPATH"] = str(ROOT)
+    return subprocess.Popen([sys.executable, "-m", "jobs.worker"], env=full, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+async def test_killed_worker_job_is_recovered_and_completes_once(tmp_path, make_bot, remote, slack, github,
+                                                                  redis_url):
+    fix = seed(remote)
+    marker = tmp_path / "test-runs"
+    data = config_dict(remote, test_command=f"echo run >> {marker} && sleep 3", test_timeout_s=60)
+    cfg_path = tmp_path / "bot.toml"
+    cfg_path.write_text(tomli_w.dumps(data))
+    env = env_for(tmp_path, slack, github, None, redis_url)
+    env["BOT_CONFIG"] = str(cfg_path)
+    bot = await make_bot(data, worker=False)   # the web side only; the workers are processes
+    log = tmp_path / "workers.log"
+    first = start_worker(env, log)
+    try:
+        _, body = await bot.slash("/backport", f"1.0 {fix}")
+        key = body["text"].split("`")[1]
+        for _ in range(400):
+            info = await job_info(bot.services.redis, key)
+            if info.get("detail") == "running tests" and marker.exists():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the job never reached its test stage: {log.read_text()[-3000:]}")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = start_worker(env, log)
+        try:
+            info = await bot.final(key, timeout=90)
+        finally:
+            second.terminate()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert info["status"] == "done", log.read_text()[-3000:]
+    prs = [p for p in github.pulls["acme/widget"].values() if p["state"] == "open"]
+    assert len(prs) == 1
+    thread = [m["text"] for m in slack.thread(info["thread_ts"])]
+    assert sum("Backport ready for review" in t for t in thread) == 1
+    assert sum(t.startswith("Resolved:") for t in thread) == 1      # not repeated by the second attempt
+    assert marker.read_text().count("run") == 2                     # the test stage ran again, the rest resumed
+    from bot.audit import Audit
+
+    kinds = [(e["stage"], e["kind"]) for e in await Audit(bot.services.redis, key).entries()]
+    assert ("job", "retry") in kinds and ("fetch", "resumed") in kinds and ("pick", "resumed") in kinds
