@@ -169,6 +169,12 @@ class PickResult:
     empty: bool = False
 
 
+def relabel(text: str) -> str:
+    """Conflict markers that say which side is which (libgit2 labels both with the path)."""
+    text = re.sub(r"^<{7} .*$", "<<<<<<< release branch", text, flags=re.M)
+    return re.sub(r"^>{7} .*$", ">>>>>>> picked commit", text, flags=re.M)
+
+
 def _blob_text(repo, entry) -> str | None:
     if entry is None:
         return None
@@ -210,7 +216,7 @@ def pick(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit, ma
             path = (ours or theirs or ancestor).path
             if ours is not None and theirs is not None:
                 merged = repo.merge_file_from_index(ancestor, ours, theirs)
-                merged_text = merged.contents if hasattr(merged, "contents") else str(merged)
+                merged_text = relabel(merged.contents if hasattr(merged, "contents") else str(merged))
             else:
                 merged_text = ""  # modify/delete: no text merge possible
             conflicts.append(Conflict(path, _blob_text(repo, ours), _blob_text(repo, theirs),

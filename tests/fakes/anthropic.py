@@ -42,7 +42,8 @@ class FakeAnthropic(FakeServer):
         failure = self.take_failure("messages")
         if failure is not None:
             return failure
-        if request.headers.get("x-api-key") != KEY:
+        # Older SDKs send the key as x-api-key, newer ones as a bearer token; the API takes both.
+        if KEY not in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:]):
             return web.json_response({"type": "error", "error": {"type": "authentication_error",
                                                                  "message": "invalid x-api-key"}}, status=401)
         self.requests.append(body)
