@@ -4,14 +4,16 @@ Messages are kept per channel, so tests read parents and threads the way a perso
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.fakes.server import FakeServer
 
 TOKEN = "xoxb-test-token-0000"
+APP_TOKEN = "xapp-test-token-0000"
 
 
 class FakeSlack(FakeServer):
@@ -25,6 +27,9 @@ class FakeSlack(FakeServer):
         self.app.router.add_post("/api/{method}", self.api)
         self.app.router.add_get("/api/{method}", self.api)
         self.app.router.add_post("/respond/{id}", self.respond)
+        self.app.router.add_get("/socket", self.socket)
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: list[dict] = []
 
     @property
     def api_url(self) -> str:
@@ -47,12 +52,35 @@ class FakeSlack(FakeServer):
         failure = self.take_failure(method)
         if failure is not None:
             return failure
+        if method == "apps.connections.open":
+            if request.headers.get("Authorization") != f"Bearer {APP_TOKEN}":
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"})
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         return web.json_response(handler(args))
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then relay envelopes that tests send with `send_envelope`."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0001"}})
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(msg.data))
+        return ws
+
+    async def send_envelope(self, kind: str, payload: dict, envelope_id: str) -> dict:
+        """Send one envelope over the open socket and wait for the app's ack."""
+        await self.wait_for(lambda: self.sockets, what="a socket mode connection")
+        await self.sockets[-1].send_json({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                                          "accepts_response_payload": True, "retry_attempt": 0})
+        return await self.wait_for(lambda: next((a for a in self.socket_acks if a.get("envelope_id") == envelope_id),
+                                                None), what="the envelope's ack")
 
     def _blocks(self, args):
         blocks = args.get("blocks")
