@@ -323,3 +323,24 @@ async def test_a_push_the_server_refuses_is_an_error_not_a_success(make_bot, dae
     assert "pre-receive hook declined" in thread
     assert open_prs(github) == []
     assert f"refs/heads/backport/{fix[:10]}-to-release/1.0" not in list(daemon_remote.repo.references)
+
+
+async def test_concurrent_jobs_share_one_mirror_safely(make_bot, base_repo, github, tmp_path):
+    fixes = []
+    for i in range(6):
+        fixes.append(base_repo.commit("main", {f"src/f{i}.c": f"fix {i}\n"}, f"Add f{i}"))
+    data = config_dict(base_repo)
+    data["queue"]["concurrency"] = 6
+    bot = await make_bot(data)
+    keys = []
+    for sha in fixes:
+        _, body = await bot.slash("/backport", f"1.0 {sha}")
+        keys.append(body["text"].split("`")[1])
+    infos = [await bot.final(k) for k in keys]
+    assert [i["status"] for i in infos] == ["done"] * 6
+    assert len(open_prs(github)) == 6
+    mirrors = [m for m in (tmp_path / "data" / "mirrors").iterdir() if m.suffix == ".git"]
+    assert [m.name for m in mirrors] == ["acme__widget.git"]   # one mirror, reused by every job
+    import pygit2
+
+    assert pygit2.Repository(str(mirrors[0])).is_bare
