@@ -100,6 +100,10 @@ class GitHubClient:
     async def pull_commits(self, repo: str, number: int) -> list[dict]:
         return await self.paginate(repo, f"/repos/{repo}/pulls/{number}/commits", limit=250)
 
+    async def pull_files(self, repo: str, number: int) -> list[dict]:
+        """A PR's changed files with their patches (GitHub lists at most 3,000)."""
+        return await self.paginate(repo, f"/repos/{repo}/pulls/{number}/files", limit=3000)
+
     async def open_pulls(self, repo: str, head_branch: str, base: str) -> list[dict]:
         owner = repo.split("/")[0]
         return await self.request(repo, "GET", f"/repos/{repo}/pulls",

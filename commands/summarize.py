@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Usage, parse_pr
+from commands.base import Command, Invocation, PRRef, Usage, parse_pr
+from jobs.queue import JobRequest
 
 
-async def run(inv: Invocation, args: list[str]) -> Reply:
+async def run(inv: Invocation, args: list[str]) -> JobRequest:
     if len(args) != 1:
         raise Usage("give exactly one pull request")
     ref = parse_pr(inv.config, args[0])
-    return Reply(f"/summarize is not built yet, so nothing was queued for {ref}. "
-                 "The job that reads the diff and writes the summary is still to come.")
+    if isinstance(ref, PRRef):
+        params = {"repo": ref.repo, "pr": ref.number}
+        what = f"#{ref.number}"
+    else:
+        params = {"repo": ref.repo, "base": ref.base, "head": ref.head}
+        what = f"{ref.base}..{ref.head}"
+    return JobRequest(kind="summarize", params=params, summary=f"summarize {what} ({ref.repo})",
+                      requester=inv.user, channel=inv.channel, dest=inv.dest)
 
 
 COMMAND = Command(

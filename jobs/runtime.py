@@ -153,7 +153,9 @@ class JobRun:
         await self.thread.reply(text, blocks, once=once)
 
     async def done(self, text: str, blocks: list | None = None, detail: str = "") -> None:
-        await self.say(text, blocks, once="final")
+        """Finish: a last reply (none when text is empty) and the parent marked done."""
+        if text:
+            await self.say(text, blocks, once="final")
         await self.thread.status("done", detail)
 
     async def escalate(self, esc: render.Escalation) -> None:

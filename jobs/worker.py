@@ -64,9 +64,9 @@ async def run_job(ctx: dict, *, request: dict) -> str:
 
 def kinds() -> dict:
     """Job kind → `async def run(job: JobRun)`."""
-    from jobs import backport
+    from jobs import backport, summarize
 
-    return {"backport": backport.run}
+    return {"backport": backport.run, "summarize": summarize.run}
 
 
 async def _heartbeat(job, every_s: int) -> None:

@@ -29,7 +29,7 @@ def test_piped_console_runs_the_demo_backports(tmp_path):
     assert "A maintainer is needed: stage *pick*" in out
     assert "• `calc.py`" in out and "git cherry-pick -x" in out and "[Retry] [Dismiss]" in out
     assert "is neither a commit SHA" in out
-    assert "/summarize is not built yet" in out
+    assert "*Digest* — 3 file(s)" in out and "No LLM summary was made" in out
     # Threads print as indented replies under their job.
     assert "  ↳ [bp-" in out
     import pygit2

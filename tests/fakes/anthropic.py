@@ -31,10 +31,10 @@ class FakeAnthropic(FakeServer):
         self.app.router.add_post("/v1/messages", self.messages)
         self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
 
-    def reply(self, *contents: list[dict] | dict) -> None:
-        """Queue replies; each is a content list (or one tool_use block)."""
+    def reply(self, *contents) -> None:
+        """Queue replies; each is a content list, one block, or a function of the request body giving either."""
         for c in contents:
-            self.script.append(c if isinstance(c, list) else [c])
+            self.script.append(c if isinstance(c, list) or callable(c) else [c])
 
     async def messages(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -51,6 +51,9 @@ class FakeAnthropic(FakeServer):
             content = text("I have nothing more to say.")
         else:
             content = self.script.pop(0)
+            if callable(content):
+                content = content(body)
+                content = content if isinstance(content, list) else [content]
         blocks = []
         for block in content:
             block = dict(block)

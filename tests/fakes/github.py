@@ -19,6 +19,7 @@ class FakeGitHub(FakeServer):
         super().__init__()
         self.pulls: dict[str, dict[int, dict]] = {}
         self.pull_commits: dict[str, dict[int, list[dict]]] = {}
+        self.pull_files: dict[str, dict[int, list[dict]]] = {}
         self.comments: dict[str, dict[int, list[dict]]] = {}
         self.labels: dict[str, dict[int, list[str]]] = {}
         self.permissions: dict[str, dict[str, str]] = {}
@@ -28,6 +29,7 @@ class FakeGitHub(FakeServer):
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/installation", self.installation),
             ("POST", r"/app/installations/(?P<id>\d+)/access_tokens", self.access_token),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)/commits", self.get_pull_commits),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)/files", self.get_pull_files),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)", self.get_pull),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls", self.list_pulls),
             ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls", self.create_pull),
@@ -39,13 +41,15 @@ class FakeGitHub(FakeServer):
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
     def add_pull(self, repo: str, number: int, *, title: str, merge_commit_sha: str | None, merged: bool = True,
-                 commits: list[dict] | None = None, base: str = "main", body: str = "") -> dict:
+                 commits: list[dict] | None = None, base: str = "main", body: str = "",
+                 files: list[dict] | None = None, head_sha: str = "") -> dict:
         pr = {"number": number, "title": title, "body": body, "state": "closed" if merged else "open",
               "merged": merged, "merged_at": "2026-11-01T00:00:00Z" if merged else None,
-              "merge_commit_sha": merge_commit_sha, "base": {"ref": base}, "head": {"ref": f"topic-{number}"},
+              "merge_commit_sha": merge_commit_sha, "base": {"ref": base}, "head": {"ref": f"topic-{number}", "sha": head_sha or "f" * 40},
               "html_url": f"https://github.example/{repo}/pull/{number}", "user": {"login": "author"}}
         self.pulls.setdefault(repo, {})[number] = pr
         self.pull_commits.setdefault(repo, {})[number] = commits or []
+        self.pull_files.setdefault(repo, {})[number] = files or []
         return pr
 
     async def dispatch(self, request: web.Request) -> web.Response:
@@ -85,6 +89,11 @@ class FakeGitHub(FakeServer):
         commits = self.pull_commits.get(repo, {}).get(int(n), [])
         page, per = int(request.query.get("page", 1)), int(request.query.get("per_page", 30))
         return web.json_response(commits[(page - 1) * per: page * per])
+
+    async def get_pull_files(self, request, body, repo, n):
+        files = self.pull_files.get(repo, {}).get(int(n), [])
+        page, per = int(request.query.get("page", 1)), min(int(request.query.get("per_page", 30)), 100)
+        return web.json_response(files[(page - 1) * per: page * per])
 
     async def list_pulls(self, request, body, repo):
         q = request.query
