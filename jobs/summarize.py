@@ -26,7 +26,7 @@ from jobs.runtime import JobFailed, JobRun
 
 DEFAULT_BUDGET = 32_000
 MAX_CHUNKS = 3
-CHARS_PER_TOKEN_FLOOR = 2.5   # a pessimistic estimate to pack chunks; every prompt is then counted exactly
+CHARS_PER_TOKEN_FLOOR = 2.5   # the least characters per token assumed when packing; prompts are then counted
 PATHLIKE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)+[\w.-]+|[\w-]+\.(?:c|h|cc|cpp|hpp|py|js|ts|go|rs|java|tcl|rb|md|"
                       r"ya?ml|toml|json|txt|sh|lua|mk))(?![\w/-])")
 
@@ -104,7 +104,11 @@ async def run(job: JobRun) -> None:
         messages.append(f"No LLM summary was made: {llm_mod.SKIPPED}. The digest above comes from the diff alone.")
         headline = f"digest only: {len(d.files)} file(s), +{d.additions}/−{d.deletions}"
     else:
-        result = await _model(job, src, d)
+        async def audit(kind, text, **data):
+            await job.audit.write("summarize", kind, text, **data)
+
+        cfg = job.config.llm
+        result = await Summarizer(job.services.llm, cfg.model, cfg.max_tokens, budget(job.config), audit).run(src, d)
         messages.extend(_render_result(result))
         headline = _headline(result, d)
     messages.append(_coverage(src, d, result, job.services.llm is not None))
@@ -197,94 +201,108 @@ def _file_block(c: FileChange) -> str:
     return f'<file path="{render.inert(c.path)}">\n{body}\n</file>'
 
 
-async def _count(job: JobRun, user: str) -> int:
-    resp = await job.services.llm.messages.count_tokens(model=job.config.llm.model, system=SYSTEM,
-                                                        messages=[{"role": "user", "content": user}])
-    return resp.input_tokens
+class Summarizer:
+    """Claude over a PR within a counted token budget: one call, or at most MAX_CHUNKS chunk calls and a merge.
+    `audit(kind, text, **data)` records every prompt and reply."""
 
+    def __init__(self, client, model: str, max_tokens: int, limit: int, audit):
+        self.client = client
+        self.model = model
+        self.max_tokens = max_tokens
+        self.limit = limit
+        self.audit = audit
+        self.prompt_tokens: list[int] = []     # the counted size of every prompt sent
 
-async def _model(job: JobRun, src: Source, d) -> ModelResult:
-    limit = budget(job.config)
-    kinds = {f.path: f.kind for f in d.files}
-    readable = [c for c in src.changes if c.patch and kinds[c.path] not in ("generated", "vendored", "binary")]
-    order = {"source": 0, "test": 1, "config": 2}
-    readable.sort(key=lambda c: (order.get(kinds[c.path], 3), c.path))
-    head = f"{_pr_text(src)}\n{_digest_text(d)}\n"
-    result = ModelResult()
-    try:
-        # One call when everything fits.
-        whole = head + "\n".join(_file_block(c) for c in readable) + "\n" + SHAPE
-        certainly_over = len(whole) / 6 > limit     # no tokenizer packs six characters a token into less
-        if not certainly_over and await _count(job, whole) <= limit:
-            result.read = [c.path for c in readable]
-            result.raw = await _ask(job, whole, "summary")
-            result.calls = 1
-            return _validate(result, src)
-        chunks = await _pack(job, readable, limit)
-        notes: list[dict] = []
-        for i, chunk in enumerate(chunks):
-            prompt = ("\n".join(_file_block(c) for c in chunk) + "\n" + CHUNK_SHAPE)
-            raw = await _ask(job, prompt, f"chunk {i + 1}/{len(chunks)}")
-            result.calls += 1
-            paths = {c.path for c in chunk}
-            try:
-                parsed = _parse(raw)
+    async def count(self, user: str) -> int:
+        resp = await self.client.messages.count_tokens(model=self.model, system=SYSTEM,
+                                                       messages=[{"role": "user", "content": user}])
+        return resp.input_tokens
+
+    async def run(self, src: Source, d) -> ModelResult:
+        limit = self.limit
+        kinds = {f.path: f.kind for f in d.files}
+        readable = [c for c in src.changes if c.patch and kinds[c.path] not in ("generated", "vendored", "binary")]
+        order = {"source": 0, "test": 1, "config": 2}
+        readable.sort(key=lambda c: (order.get(kinds[c.path], 3), c.path))
+        head = f"{_pr_text(src)}\n{_digest_text(d)}\n"
+        result = ModelResult()
+        try:
+            whole = head + "\n".join(_file_block(c) for c in readable) + "\n" + SHAPE
+            certainly_over = len(whole) / 6 > limit     # no tokenizer packs six characters a token into less
+            if not certainly_over and await self.count(whole) <= limit:
+                result.read = [c.path for c in readable]
+                result.raw = await self.ask(whole, "summary")
+                result.calls = 1
+                return _validate(result, src)
+            chunks = await self.pack(readable)
+            notes: list[dict] = []
+            for i, chunk in enumerate(chunks):
+                raw = await self.ask("\n".join(_file_block(c) for c in chunk) + "\n" + CHUNK_SHAPE,
+                                     f"chunk {i + 1}/{len(chunks)}")
+                result.calls += 1
+                paths = {c.path for c in chunk}
+                try:
+                    parsed = _parse(raw)
+                except ValueError:
+                    await self.audit("chunk-unparsed", raw[:2000])
+                    continue
                 for n in parsed.get("notes", []):
                     if isinstance(n, dict) and n.get("file") in paths and isinstance(n.get("note"), str):
                         notes.append({"file": n["file"], "note": n["note"][:600]})
                     else:
                         result.dropped_unknown += 1
-            except ValueError:
-                await job.audit.write("summarize", "chunk-unparsed", raw[:2000])
-                continue
-            result.read.extend(c.path for c in chunk)
-        merge = head + llm_mod.fence("notes", json.dumps(notes, indent=0)) + "\n" + SHAPE
-        while await _count(job, merge) > limit and notes:
-            notes = notes[: len(notes) * 3 // 4]
             merge = head + llm_mod.fence("notes", json.dumps(notes, indent=0)) + "\n" + SHAPE
-        result.read = [p for p in result.read if p in {n["file"] for n in notes}] if notes else []
-        result.raw = await _ask(job, merge, "merge")
-        result.calls += 1
-        return _validate(result, src)
-    except Exception as exc:  # the API failing is reported, the digest still stands
-        if exc.__class__.__module__.startswith("anthropic"):
-            result.error = f"the model could not be reached ({exc.__class__.__name__})"
-            return result
-        raise
+            while notes and await self.count(merge) > limit:
+                notes = notes[: len(notes) * 3 // 4]
+                merge = head + llm_mod.fence("notes", json.dumps(notes, indent=0)) + "\n" + SHAPE
+            result.read = sorted({n["file"] for n in notes})
+            result.raw = await self.ask(merge, "merge")
+            result.calls += 1
+            return _validate(result, src)
+        except Exception as exc:  # the API failing is reported; the digest still stands
+            if exc.__class__.__module__.startswith("anthropic"):
+                result.error = f"the model could not be reached ({exc.__class__.__name__})"
+                return result
+            raise
 
-
-async def _pack(job: JobRun, files: list[FileChange], limit: int) -> list[list[FileChange]]:
-    """Greedy chunks of whole files, each prompt counted to fit the budget; at most MAX_CHUNKS."""
-    room = limit - await _count(job, CHUNK_SHAPE) - 200
-    chunks: list[list[FileChange]] = []
-    current: list[FileChange] = []
-    size = 0
-    for c in files:
-        estimate = len(_file_block(c)) / CHARS_PER_TOKEN_FLOOR
-        if estimate > room:
-            continue                          # a file larger than a whole call stays unread
-        if size + estimate > room and current:
+    async def pack(self, files: list[FileChange]) -> list[list[FileChange]]:
+        """Greedy chunks of whole files, each prompt counted to fit the budget; at most MAX_CHUNKS."""
+        room = self.limit - await self.count(CHUNK_SHAPE) - 200
+        # Calibrate characters per token on a sample of this PR's own files (10% margin); the exact count
+        # below still trims any chunk that comes out over.
+        sample = "\n".join(_file_block(c) for c in files[:20])
+        ratio = CHARS_PER_TOKEN_FLOOR
+        if sample:
+            ratio = max(CHARS_PER_TOKEN_FLOOR, 0.9 * len(sample) / max(1, await self.count(sample)))
+        chunks: list[list[FileChange]] = []
+        current: list[FileChange] = []
+        size = 0.0
+        for c in files:
+            estimate = len(_file_block(c)) / ratio
+            if estimate > room:
+                continue                          # a file larger than a whole call stays unread
+            if size + estimate > room and current:
+                chunks.append(current)
+                current, size = [], 0.0
+                if len(chunks) == MAX_CHUNKS:
+                    break
+            current.append(c)
+            size += estimate
+        if current and len(chunks) < MAX_CHUNKS:
             chunks.append(current)
-            current, size = [], 0
-            if len(chunks) == MAX_CHUNKS:
-                break
-        current.append(c)
-        size += estimate
-    if current and len(chunks) < MAX_CHUNKS:
-        chunks.append(current)
-    for chunk in chunks:                       # counted, not guessed: trim any chunk that is over
-        while len(chunk) > 1 and await _count(job, "\n".join(_file_block(c) for c in chunk) + CHUNK_SHAPE) > limit:
-            chunk.pop()
-    return chunks
+        for chunk in chunks:                       # counted, not guessed: trim any chunk that is over
+            while len(chunk) > 1 and await self.count("\n".join(_file_block(c) for c in chunk) + "\n" + CHUNK_SHAPE) > self.limit:
+                chunk.pop()
+        return chunks
 
-
-async def _ask(job: JobRun, prompt: str, what: str) -> str:
-    await job.audit.write("summarize", "prompt", prompt, call=what)
-    resp = await job.services.llm.messages.create(model=job.config.llm.model, max_tokens=job.config.llm.max_tokens,
-                                                  system=SYSTEM, messages=[{"role": "user", "content": prompt}])
-    text = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
-    await job.audit.write("summarize", "reply", text, call=what, input_tokens=resp.usage.input_tokens)
-    return text
+    async def ask(self, prompt: str, what: str) -> str:
+        self.prompt_tokens.append(await self.count(prompt))
+        await self.audit("prompt", prompt, call=what, tokens=self.prompt_tokens[-1])
+        resp = await self.client.messages.create(model=self.model, max_tokens=self.max_tokens, system=SYSTEM,
+                                                 messages=[{"role": "user", "content": prompt}])
+        text = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
+        await self.audit("reply", text, call=what, input_tokens=resp.usage.input_tokens)
+        return text
 
 
 def _parse(raw: str) -> dict:

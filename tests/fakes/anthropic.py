@@ -26,6 +26,7 @@ class FakeAnthropic(FakeServer):
     def __init__(self):
         super().__init__()
         self.script: list[list[dict]] = []
+        self.default = None   # a function of the request body answering when the script is empty
         self.requests: list[dict] = []
         self._ids = itertools.count(1)
         self.app.router.add_post("/v1/messages", self.messages)
@@ -48,7 +49,8 @@ class FakeAnthropic(FakeServer):
                                                                  "message": "invalid x-api-key"}}, status=401)
         self.requests.append(body)
         if not self.script:
-            content = text("I have nothing more to say.")
+            content = self.default(body) if self.default else text("I have nothing more to say.")
+            content = content if isinstance(content, list) else [content]
         else:
             content = self.script.pop(0)
             if callable(content):
