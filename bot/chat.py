@@ -31,3 +31,6 @@ class Chat(Protocol):
 
     async def group_members(self, group: str) -> list[str]:
         """User IDs in a Slack user group."""
+
+    async def find_user(self, name: str) -> str | None:
+        """The user ID of a plain @name (handle or display name), or None."""

@@ -77,6 +77,9 @@ class ConsoleChat:
     async def group_members(self, group) -> list[str]:
         return []
 
+    async def find_user(self, name) -> str | None:
+        return "U" + re.sub(r"[^A-Z0-9]", "", name.upper())[:20] if name else None
+
 
 CONSOLE_ONLY = {
     "retry": ("/retry <job>", jobctl.retry),
@@ -109,6 +112,8 @@ async def handle_line(services: Services, chat: ConsoleChat, line: str) -> list[
                      services=services)
     outcome = await commands.dispatch(inv)
     await chat.ephemeral("console", CONSOLE_USER, outcome.text)
+    if outcome.later is not None:
+        await chat.ephemeral("console", CONSOLE_USER, await commands.finish_later(outcome))
     if name == "help":
         await chat.ephemeral("console", CONSOLE_USER,
                              "Console only: /job <id> shows a job and its audit log; /retry <id> and /dismiss <id> "

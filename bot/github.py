@@ -119,6 +119,48 @@ class GitHubClient:
     async def comment(self, repo: str, number: int, body: str) -> dict:
         return await self.request(repo, "POST", f"/repos/{repo}/issues/{number}/comments", json={"body": body})
 
+    async def issue(self, repo: str, number: int) -> dict:
+        return await self.request(repo, "GET", f"/repos/{repo}/issues/{number}")
+
+    async def assign(self, repo: str, number: int, login: str) -> None:
+        await self.request(repo, "POST", f"/repos/{repo}/issues/{number}/assignees", json={"assignees": [login]})
+
+    async def unassign(self, repo: str, number: int, login: str) -> None:
+        await self.request(repo, "DELETE", f"/repos/{repo}/issues/{number}/assignees", json={"assignees": [login]})
+
+    async def user_exists(self, repo: str, login: str) -> bool:
+        try:
+            await self.request(repo, "GET", f"/users/{login}")
+            return True
+        except GitHubError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    async def linked_open_pulls(self, repo: str, number: int) -> list[int]:
+        """Open PRs that reference the issue (cross-referenced events on its timeline)."""
+        events = await self.paginate(repo, f"/repos/{repo}/issues/{number}/timeline", limit=500)
+        out = []
+        for e in events:
+            source = (e.get("source") or {}).get("issue") or {}
+            if e.get("event") == "cross-referenced" and source.get("pull_request") and source.get("state") == "open":
+                out.append(source["number"])
+        return out
+
+    async def file_text(self, repo: str, path: str) -> str | None:
+        """A file of the default branch, or None when it does not exist."""
+        import base64
+
+        try:
+            resp = await self.request(repo, "GET", f"/repos/{repo}/contents/{path}")
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(resp, dict) or resp.get("encoding") != "base64":
+            return None
+        return base64.b64decode(resp.get("content", "")).decode("utf-8", "replace")
+
     async def permission(self, repo: str, login: str) -> str:
         resp = await self.request(repo, "GET", f"/repos/{repo}/collaborators/{login}/permission")
         return resp.get("permission", "none")

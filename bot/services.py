@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import redis.asyncio as aioredis
 from saq import Queue
@@ -27,6 +29,7 @@ class Services:
     llm: object | None
     auth: Authorizer
     metrics: Metrics = field(default_factory=Metrics)
+    clock: Callable[[], float] = time.time      # tests move time forward through this
 
     @classmethod
     def build(cls, config: Config, redis_url: str, chats: dict[str, Chat], queue_name: str = "bot") -> "Services":

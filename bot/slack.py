@@ -68,6 +68,21 @@ class SlackChat:
         resp = await self._call("conversations.open", users=user)
         return await self.post(resp["channel"]["id"], text, blocks)
 
+    async def find_user(self, name) -> str | None:
+        name = name.lower()
+        cursor = None
+        for _ in range(50):   # at most 50 pages of 200 people
+            resp = await self._call("users.list", limit=200, **({"cursor": cursor} if cursor else {}))
+            for m in resp.get("members", []):
+                profile = m.get("profile") or {}
+                names = {m.get("name", "").lower(), profile.get("display_name", "").lower()}
+                if name in names and not m.get("deleted"):
+                    return m["id"]
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
     async def group_members(self, group) -> list[str]:
         try:
             resp = await self.client.usergroups_users_list(usergroup=group)

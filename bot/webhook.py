@@ -78,6 +78,10 @@ async def route(services, event: str, payload: dict) -> list[JobRequest]:
     if repo is None:
         return []
     if event == "pull_request":
+        if payload.get("action") == "opened" and payload.get("pull_request"):
+            from jobs import firstissue
+
+            await firstissue.pr_opened(services, repo.github, payload["pull_request"])
         return _from_label(services, repo.github, payload)
     if event == "issue_comment" and payload.get("action") == "created":
         return await _from_comment(services, repo.github, payload)

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
-from commands.base import Command, Invocation, Reply, Usage, shown
+from commands.base import Command, Invocation, Later, Reply, Usage, shown
 from jobs.queue import JobRequest, QueueUnavailable, Submitted, submit
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class Outcome:
     text: str
     submitted: list[Submitted] = field(default_factory=list)
     ok: bool = True
+    later: object = None          # a coroutine function whose result is a second private answer
 
     @property
     def created(self) -> list[Submitted]:
@@ -71,6 +72,8 @@ async def dispatch(inv: Invocation) -> Outcome:
             return Outcome(f"{exc}. Usage: {command.usage}", ok=False)
         if isinstance(result, Reply):
             return Outcome(result.text)
+        if isinstance(result, Later):
+            return Outcome(result.text, later=result.work)
         requests = result if isinstance(result, list) else [result]
         try:
             submitted = [await asyncio.wait_for(_submit(services, r), SUBMIT_TIMEOUT_S) for r in requests]
@@ -119,6 +122,15 @@ async def start_threads(services, chat, outcome: Outcome) -> None:
         await set_info(services.redis, sub.key, permalink=link)
 
 
+async def finish_later(outcome: Outcome) -> str:
+    """Run the work a command deferred past its ack; any failure becomes a plain answer."""
+    try:
+        return await outcome.later()
+    except Exception as exc:
+        log.warning("deferred command work failed: %s", exc)
+        return f"That did not work: {str(exc)[:300]}"
+
+
 def register(app, services) -> None:
     """Wire every command and the job buttons into a Bolt AsyncApp."""
     chat = services.chats["slack"]
@@ -133,6 +145,8 @@ def _listener(services, chat, name: str):
                          channel=command["channel_id"], dest="slack", services=services)
         outcome = await dispatch(inv)
         await ack(text=outcome.text, response_type="ephemeral")
+        if outcome.later is not None:
+            await respond(text=await finish_later(outcome), response_type="ephemeral")
         try:
             await start_threads(services, chat, outcome)
         except Exception as exc:  # the worker posts the parent itself if we could not

@@ -50,6 +50,14 @@ class Reply:
 
 
 @dataclass
+class Later:
+    """Acknowledge with `text` now, then run `work` (which may call GitHub) and answer privately with its result."""
+
+    text: str
+    work: Callable[[], Awaitable[str]]
+
+
+@dataclass
 class PRRef:
     repo: str
     number: int
@@ -74,11 +82,12 @@ class Command:
     usage: str                     # "/backport <release>[,<release>...] <ref> [<ref>...]"
     summary: str
     maintainers_only: bool
-    run: Callable[[Invocation, list[str]], Awaitable[Reply | JobRequest]]
+    run: Callable[[Invocation, list[str]], Awaitable["Reply | Later | JobRequest | list[JobRequest]"]]
     examples: tuple[str, ...] = ()
+    who: str = ""                  # who may run it, when more nuanced than maintainers_only
 
     def help(self) -> str:
-        who = "maintainers" if self.maintainers_only else "anyone"
+        who = self.who or ("maintainers" if self.maintainers_only else "anyone")
         text = f"*{self.usage}* — {self.summary} ({who})"
         if self.examples:
             text += "\nExamples: " + " · ".join(f"`{e}`" for e in self.examples)

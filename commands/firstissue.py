@@ -1,49 +1,128 @@
-"""`/firstissue @newcomer` and the private pool: `add <issue> [note]`, `list`, `remove <issue>`,
-`link @user <github-login>`."""
+"""`/firstissue @newcomer [--another]` hands out a curated issue (a job with a thread); the private pool is
+managed with `add <issue> [note]`, `list`, `remove <issue>` and `link @user <github-login>`, which answer
+privately. Maintainers only, except that anyone may link themselves."""
 
 from __future__ import annotations
 
 import re
 
-from commands.base import Command, Invocation, Reply, Usage, parse_person, parse_pr
+from bot.github import GitHubError
+from commands.base import Command, Invocation, Later, PRRef, Reply, Usage, parse_person, parse_pr
+from jobs import firstissue
+from jobs.queue import JobRequest
 
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 
 
-async def run(inv: Invocation, args: list[str]) -> Reply:
+async def run(inv: Invocation, args: list[str]) -> Reply | Later | JobRequest:
     if not args:
         raise Usage("name a newcomer, or use add, list, remove or link")
     sub = args[0].lower()
+    services = inv.services
+    self_link = sub == "link" and len(args) == 3 and parse_person(args[1])[0] == inv.user
+    if not self_link and not await services.auth.is_maintainer(inv.user):
+        return Reply("Sorry, /firstissue is for maintainers, except `/firstissue link @you <github-login>` "
+                     "to link your own GitHub login.")
+    repo = inv.config.default_repo.github
     if sub == "add":
         if len(args) < 2:
             raise Usage("give the issue to add, e.g. add #1234 a small parser fix")
-        parse_pr(inv.config, args[1], allow_range=False)
-    elif sub == "remove":
+        ref = _issue(inv, args[1])
+        return Later(f"Checking #{ref.number} on GitHub…", lambda: _add(inv, ref, " ".join(args[2:])[:500]))
+    if sub == "remove":
         if len(args) != 2:
             raise Usage("give the issue to remove, e.g. remove #1234")
-        parse_pr(inv.config, args[1], allow_range=False)
-    elif sub == "link":
-        if len(args) != 3:
-            raise Usage("link takes a person and a GitHub login, e.g. link @newcomer octocat")
-        parse_person(args[1])
-        if not LOGIN.match(args[2]):
-            raise Usage("that is not a GitHub login")
-    elif sub == "list":
+        ref = _issue(inv, args[1])
+        hold = await firstissue.Pool(services.redis, ref.repo).remove(ref.number)
+        if hold and hold.get("missing"):
+            return Reply(f"#{ref.number} is not in the pool.")
+        extra = (f" It was held by <@{hold['user']}>; their GitHub assignment stays until you change it."
+                 if hold else "")
+        return Reply(f"Removed #{ref.number} from the pool.{extra}")
+    if sub == "list":
         if len(args) != 1:
             raise Usage("list takes nothing more")
-    else:
-        if len(args) != 1:
-            raise Usage("name exactly one newcomer")
-        parse_person(args[0])
-    return Reply("/firstissue is not built yet: the private pool and hand-outs are still to come. "
-                 "Nothing was stored or assigned.")
+        return Reply(await _list(inv, repo))
+    if sub == "link":
+        if len(args) != 3:
+            raise Usage("link takes a person and a GitHub login, e.g. link @newcomer octocat")
+        user, name = parse_person(args[1])
+        if not LOGIN.match(args[2]):
+            raise Usage(f"{args[2][:40]!r} is not a GitHub login")
+        return Later(f"Checking GitHub login {args[2]}…", lambda: _link(inv, user, name, args[2]))
+    if len(args) > 2 or (len(args) == 2 and args[1] != "--another"):
+        raise Usage("name exactly one newcomer (add --another to give a second issue)")
+    user, name = parse_person(args[0])
+    return JobRequest(kind="firstissue", params={"repo": repo, "user": user, "name": name,
+                                                 "another": len(args) == 2},
+                      summary=f"first issue for <@{user}>" if user else f"first issue for @{name}",
+                      requester=inv.user, channel=inv.channel, dest=inv.dest)
+
+
+def _issue(inv: Invocation, text: str) -> PRRef:
+    ref = parse_pr(inv.config, text, allow_range=False)
+    return ref
+
+
+async def _add(inv: Invocation, ref: PRRef, note: str) -> str:
+    gh = inv.services.github
+    if gh is None:
+        return "Adding issues needs GitHub credentials (GITHUB_TOKEN) to check them; nothing was added."
+    try:
+        issue = await gh.issue(ref.repo, ref.number)
+    except GitHubError as exc:
+        if exc.status == 404:
+            return f"There is no issue #{ref.number} in {ref.repo}; nothing was added."
+        raise
+    if issue.get("pull_request"):
+        return f"#{ref.number} is a pull request, not an issue; nothing was added."
+    if issue.get("state") != "open":
+        return f"#{ref.number} is closed; nothing was added."
+    pool = firstissue.Pool(inv.services.redis, ref.repo)
+    if not await pool.add(ref.number, note, inv.user, inv.services.clock()):
+        return f"#{ref.number} is already in the pool."
+    return f"Added #{ref.number} ({issue.get('title', '')}) to the private pool."
+
+
+async def _link(inv: Invocation, user: str, name: str, login: str) -> str:
+    services = inv.services
+    if not user:
+        user = await services.chats[inv.dest].find_user(name) or ""
+        if not user:
+            return f"I cannot find @{name} in this workspace."
+    if services.github is None:
+        return "Linking needs GitHub credentials (GITHUB_TOKEN) to check the login; nothing was linked."
+    if not await services.github.user_exists(inv.config.default_repo.github, login):
+        return f"There is no GitHub user {login}; nothing was linked."
+    await firstissue.link(services.redis, user, login)
+    return f"Linked <@{user}> to GitHub {login}."
+
+
+async def _list(inv: Invocation, repo: str) -> str:
+    entries = await firstissue.Pool(inv.services.redis, repo).entries()
+    if not entries:
+        return "The pool is empty. Add issues with `/firstissue add <issue> [note]`."
+    now = inv.services.clock()
+    lines = [f"*First-issue pool* ({repo}, private): {len(entries)} issue(s)"]
+    for number, entry, hold in entries:
+        note = f" — {entry['note']}" if entry.get("note") else ""
+        if hold:
+            days = (now - hold["since"]) / 86400
+            state = f"held by <@{hold['user']}> ({hold['login']}) for {days:.0f} day(s), handed out by <@{hold['by']}>"
+            if hold.get("pr"):
+                state += f", PR #{hold['pr']} open"
+        else:
+            state = "free"
+        lines.append(f"• #{number}: {state}{note}")
+    return "\n".join(lines)
 
 
 COMMAND = Command(
     name="firstissue",
-    usage="/firstissue @newcomer | add <issue> [note] | list | remove <issue> | link @user <github-login>",
+    usage="/firstissue @newcomer [--another] | add <issue> [note] | list | remove <issue> | link @user <github-login>",
     summary="hand a privately curated good-first issue to a named newcomer",
-    maintainers_only=True,
+    maintainers_only=False,   # checked per subcommand: anyone may link themselves
     run=run,
     examples=("/firstissue @newcomer", "/firstissue add #1234 small parser fix", "/firstissue list"),
+    who="maintainers; anyone may link their own login",
 )

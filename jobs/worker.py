@@ -64,9 +64,17 @@ async def run_job(ctx: dict, *, request: dict) -> str:
 
 def kinds() -> dict:
     """Job kind → `async def run(job: JobRun)`."""
-    from jobs import backport, summarize
+    from jobs import backport, firstissue, summarize
 
-    return {"backport": backport.run, "summarize": summarize.run}
+    return {"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run}
+
+
+async def follow_ups(ctx: dict) -> list[str]:
+    """Periodic (cron) work: first-issue nudges and returns."""
+    from jobs import firstissue
+
+    services: Services = ctx["services"]
+    return await firstissue.follow_up(services, services.clock())
 
 
 async def _heartbeat(job, every_s: int) -> None:
@@ -84,7 +92,10 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
     async def startup(ctx):
         ctx["services"] = services
 
+    from saq import CronJob
+
     return Worker(services.queue, functions=[run_job], concurrency=concurrency or q.concurrency,
+                  cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)],
                   startup=startup, timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1},
                   shutdown_grace_period_s=0, **kwargs)
 

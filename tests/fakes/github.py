@@ -24,6 +24,9 @@ class FakeGitHub(FakeServer):
         self.labels: dict[str, dict[int, list[str]]] = {}
         self.permissions: dict[str, dict[str, str]] = {}
         self.issues: dict[str, dict[int, dict]] = {}
+        self.timelines: dict[str, dict[int, list[dict]]] = {}
+        self.files: dict[str, dict[str, str]] = {}
+        self.users: set[str] = set()
         self._numbers = itertools.count(5000)
         self.routes = [
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/installation", self.installation),
@@ -37,6 +40,11 @@ class FakeGitHub(FakeServer):
             ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments", self.add_comment),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)", self.get_issue),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/collaborators/(?P<login>[^/]+)/permission", self.permission),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/assignees", self.add_assignees),
+            ("DELETE", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/assignees", self.remove_assignees),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/timeline", self.timeline),
+            ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)", self.contents),
+            ("GET", r"/users/(?P<login>[^/]+)", self.get_user),
         ]
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -134,6 +142,48 @@ class FakeGitHub(FakeServer):
     async def get_issue(self, request, body, repo, n):
         issue = self.issues.get(repo, {}).get(int(n))
         return web.json_response(issue) if issue else web.json_response({"message": "Not Found"}, status=404)
+
+    def add_issue(self, repo: str, number: int, title: str, state: str = "open", assignees=()) -> dict:
+        issue = {"number": number, "title": title, "state": state, "body": "",
+                 "html_url": f"https://github.example/{repo}/issues/{number}",
+                 "assignees": [{"login": a} for a in assignees]}
+        self.issues.setdefault(repo, {})[number] = issue
+        return issue
+
+    async def add_assignees(self, request, body, repo, n):
+        issue = self.issues.get(repo, {}).get(int(n))
+        if issue is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        for login in body.get("assignees", []):
+            if login not in [a["login"] for a in issue["assignees"]]:
+                issue["assignees"].append({"login": login})
+        return web.json_response(issue, status=201)
+
+    async def remove_assignees(self, request, body, repo, n):
+        issue = self.issues.get(repo, {}).get(int(n))
+        if issue is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        issue["assignees"] = [a for a in issue["assignees"] if a["login"] not in body.get("assignees", [])]
+        return web.json_response(issue)
+
+    async def timeline(self, request, body, repo, n):
+        events = self.timelines.get(repo, {}).get(int(n), [])
+        page, per = int(request.query.get("page", 1)), int(request.query.get("per_page", 30))
+        return web.json_response(events[(page - 1) * per: page * per])
+
+    async def contents(self, request, body, repo, path):
+        import base64
+
+        text = self.files.get(repo, {}).get(path)
+        if text is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response({"type": "file", "path": path, "encoding": "base64",
+                                  "content": base64.b64encode(text.encode()).decode()})
+
+    async def get_user(self, request, body, login):
+        if login not in self.users:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response({"login": login, "type": "User"})
 
     async def permission(self, request, body, repo, login):
         perm = self.permissions.get(repo, {}).get(login, "none")

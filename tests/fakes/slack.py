@@ -20,6 +20,7 @@ class FakeSlack(FakeServer):
     def __init__(self, groups: dict[str, list[str]] | None = None):
         super().__init__()
         self.groups = groups or {}
+        self.users: dict[str, str] = {}   # user ID -> handle, for users.list
         self.messages: dict[str, dict] = {}        # ts -> message
         self.ephemerals: list[dict] = []
         self.responses: list[dict] = []            # posts to response_url
@@ -117,6 +118,10 @@ class FakeSlack(FakeServer):
 
     def m_conversations_open(self, args):
         return {"ok": True, "channel": {"id": "D" + args["users"].lstrip("UW")}}
+
+    def m_users_list(self, args):
+        members = [{"id": uid, "name": name, "profile": {"display_name": name}} for uid, name in self.users.items()]
+        return {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
 
     def m_usergroups_users_list(self, args):
         group = args.get("usergroup")

@@ -1,0 +1,242 @@
+"""First issues, handed to named newcomers from a private pool kept in Redis (never as GitHub labels).
+
+`Pool` is the bookkeeping: the pool of curated issues, who holds which (a claim is one HSETNX, so two
+maintainers handing out at once never give the same issue twice) and the Slack → GitHub login links.
+`run` is the hand-out job, `follow_up` the periodic nudge-and-return (its clock passed in, so tests drive
+it), and `pr_opened` tells the maintainer when the newcomer opens a PR for their issue."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from bot import render
+from bot.github import GitHubError
+from jobs.runtime import JobFailed, JobRun, JobThread
+
+DAY = 86400
+LINKS = "bot:fi:links"
+
+
+def periods(config) -> tuple[float, float]:
+    raw = config.sections.get("firstissue") or {}
+    nudge = raw.get("nudge_after_days", 14)
+    back = raw.get("return_after_days", 14)
+    for name, value in (("nudge_after_days", nudge), ("return_after_days", back)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise JobFailed(f"[firstissue] {name} must be a positive number of days")
+    return nudge * DAY, back * DAY
+
+
+class Pool:
+    def __init__(self, redis, repo: str):
+        self.redis = redis
+        self.repo = repo
+        self.pool_key = f"bot:fi:pool:{repo}"
+        self.hold_key = f"bot:fi:hold:{repo}"
+
+    async def add(self, number: int, note: str, by: str, now: float) -> bool:
+        entry = {"note": note, "by": by, "added": now}
+        return bool(await self.redis.hsetnx(self.pool_key, str(number), json.dumps(entry)))
+
+    async def remove(self, number: int) -> dict | None:
+        """Take an issue out of the pool (and forget its hold). Returns the hold it had, if any."""
+        hold = await self.hold(number)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            removed, _ = await pipe.hdel(self.pool_key, str(number)).hdel(self.hold_key, str(number)).execute()
+        return hold if removed else {"missing": True}
+
+    async def entries(self) -> list[tuple[int, dict, dict | None]]:
+        pool = await self.redis.hgetall(self.pool_key)
+        holds = await self.redis.hgetall(self.hold_key)
+        out = []
+        for n, raw in pool.items():
+            hold = holds.get(n)
+            out.append((int(n), json.loads(raw), json.loads(hold) if hold else None))
+        return sorted(out, key=lambda e: (e[1].get("added", 0), e[0]))
+
+    async def hold(self, number: int) -> dict | None:
+        raw = await self.redis.hget(self.hold_key, str(number))
+        return json.loads(raw) if raw else None
+
+    async def holds(self) -> dict[int, dict]:
+        return {int(n): json.loads(v) for n, v in (await self.redis.hgetall(self.hold_key)).items()}
+
+    async def claim(self, number: int, record: dict) -> bool:
+        return bool(await self.redis.hsetnx(self.hold_key, str(number), json.dumps(record)))
+
+    async def update_hold(self, number: int, record: dict) -> None:
+        await self.redis.hset(self.hold_key, str(number), json.dumps(record))
+
+    async def release(self, number: int) -> None:
+        await self.redis.hdel(self.hold_key, str(number))
+
+
+async def link(redis, user: str, login: str) -> None:
+    await redis.hset(LINKS, user, login)
+
+
+async def linked_login(redis, user: str) -> str | None:
+    raw = await redis.hget(LINKS, user)
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def build_notes(text: str, limit: int = 1500) -> str:
+    """The build/test part of a CONTRIBUTING or AGENTS file: the first section whose heading says so."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^#{1,4}\s.*\b(build|test|getting started|development|setup)", line, re.I):
+            level = len(line) - len(line.lstrip("#"))
+            body = [line]
+            for nxt in lines[i + 1:]:
+                if re.match(r"^#{1,%d}\s" % level, nxt):
+                    break
+                body.append(nxt)
+            return render.clip("\n".join(body).strip(), limit)
+    return ""
+
+
+async def _how_to_build(job: JobRun, repo: str) -> str:
+    gh = job.services.github
+    for path in ("CONTRIBUTING.md", "AGENTS.md", "README.md"):
+        try:
+            text = await gh.file_text(repo, path)
+        except GitHubError:
+            continue
+        if text:
+            notes = build_notes(text)
+            if notes:
+                return f"*How to build and test* (from `{path}`):\n{render.inert(notes)}"
+    return "*How to build and test*: see the repository's README."
+
+
+async def run(job: JobRun) -> None:
+    """Hand an issue from the pool to the named newcomer."""
+    p = job.params
+    repo = p["repo"]
+    chat = job.thread.chat
+    gh = job.services.github
+    if gh is None:
+        raise JobFailed("handing out issues needs GitHub credentials (GITHUB_TOKEN or a GitHub App)")
+    user = p.get("user") or await chat.find_user(p["name"])
+    if not user:
+        raise JobFailed(f"I cannot find @{p['name']} in this workspace")
+    login = await linked_login(job.redis, user)
+    if not login:
+        await chat.dm(user, f"Hi <@{user}>! <@{job.request['requester']}> would like to hand you a first issue in "
+                            f"{repo}. Please link your GitHub login first: `/firstissue link <@{user}> <your-login>`.")
+        await job.done(f"<@{user}> has no linked GitHub login, so nothing was assigned. I asked them in a DM to "
+                       f"run `/firstissue link <@{user}> <github-login>`.", detail="waiting for a GitHub link")
+        return
+    pool = Pool(job.redis, repo)
+    held = [n for n, h in (await pool.holds()).items() if h["user"] == user]
+    if held and not p.get("another"):
+        await job.done(f"<@{user}> already holds #{held[0]}; one at a time. Use `/firstissue <@{user}> --another` "
+                       "to hand out a second.", detail=f"already holds #{held[0]}")
+        return
+    await job.thread.status("running", "picking an issue")
+    now = job.services.clock()
+    picked = None
+    for number, entry, hold in await pool.entries():
+        if hold is not None:
+            continue
+        record = {"user": user, "login": login, "by": job.request["requester"], "since": now, "key": job.key,
+                  "nudged": 0, "pr": 0}
+        if not await pool.claim(number, record):
+            continue                     # another hand-out took it a moment ago
+        why = await _still_free(gh, repo, number)
+        if why == "closed":
+            await pool.remove(number)
+            await job.say(f"#{number} was closed on GitHub; I took it out of the pool.", once=f"closed:{number}")
+            continue
+        if why:
+            await pool.release(number)
+            await job.say(f"Skipped #{number}: {why}.", once=f"skip:{number}")
+            continue
+        try:
+            await gh.assign(repo, number, login)
+        except GitHubError as exc:
+            await pool.release(number)
+            raise JobFailed(f"GitHub refused to assign #{number} to {login}: {exc}")
+        picked = (number, entry)
+        break
+    if picked is None:
+        await job.done("The pool has no open, unassigned issue right now. Add some with `/firstissue add <issue>`.",
+                       detail="pool empty")
+        return
+    number, entry = picked
+    issue = await gh.issue(repo, number)
+    note = f"\n*Note from <@{job.request['requester']}>*: {render.inert(entry['note'])}" if entry.get("note") else ""
+    nudge, _ = periods(job.config)
+    await chat.dm(user, f"Hi <@{user}>, welcome! <@{job.request['requester']}> picked a first issue for you: "
+                        f"*{render.inert(issue.get('title', ''))}* {issue.get('html_url', '')} — it is assigned to "
+                        f"you on GitHub ({login}).{note}\n\n{await _how_to_build(job, repo)}\n\n"
+                        f"Questions? Ask <@{job.request['requester']}>, or reply in the project's channel.")
+    await job.done(f":seedling: Handed #{number} ({render.inert(issue.get('title', ''))}) to <@{user}> "
+                   f"(GitHub `{login}`), assigned on GitHub and sent by DM. I will nudge them after "
+                   f"{nudge / DAY:g} quiet days and tell you when they open a PR.", detail=f"#{number} → <@{user}>")
+
+
+async def _still_free(gh, repo: str, number: int) -> str:
+    """'' when the issue can be handed out, 'closed', or why not."""
+    try:
+        issue = await gh.issue(repo, number)
+    except GitHubError as exc:
+        if exc.status == 404:
+            return "closed"
+        raise
+    if issue.get("state") != "open":
+        return "closed"
+    if issue.get("assignees"):
+        return "someone is already assigned on GitHub"
+    if await gh.linked_open_pulls(repo, number):
+        return "an open pull request already references it"
+    return ""
+
+
+async def follow_up(services, now: float) -> list[str]:
+    """Nudge quiet holders once; later, return their issue to the pool. Returns what it did (for logs)."""
+    nudge_after, return_after = periods(services.config)
+    chat = services.chats.get("slack") or services.chats.get("console")
+    done = []
+    for repo_cfg in services.config.repos:
+        pool = Pool(services.redis, repo_cfg.github)
+        for number, hold in (await pool.holds()).items():
+            if hold.get("pr"):
+                continue
+            thread = JobThread(chat, services.redis, hold["key"])
+            if not hold.get("nudged") and now - hold["since"] >= nudge_after:
+                await chat.dm(hold["user"], f"Hi <@{hold['user']}>! Just checking in on #{number} in "
+                                            f"{repo_cfg.github}. Stuck, or busy? Either is fine: ask <@{hold['by']}> "
+                                            "for a hand, or say so and it goes back to the pool.")
+                hold["nudged"] = now
+                await pool.update_hold(number, hold)
+                await thread.reply(f"Nudged <@{hold['user']}> about #{number} after "
+                                   f"{nudge_after / DAY:g} quiet days.")
+                done.append(f"nudged {repo_cfg.github}#{number}")
+            elif hold.get("nudged") and now - hold["nudged"] >= return_after:
+                if services.github is not None:
+                    await services.github.unassign(repo_cfg.github, number, hold["login"])
+                await pool.release(number)
+                await thread.reply(f"<@{hold['by']}> #{number} went back to the pool: <@{hold['user']}> was quiet "
+                                   f"for {return_after / DAY:g} days after the nudge. Unassigned on GitHub.")
+                done.append(f"returned {repo_cfg.github}#{number}")
+    return done
+
+
+async def pr_opened(services, repo: str, pr: dict) -> bool:
+    """A PR by a holder that references their issue: tell the maintainer in the hand-out thread."""
+    author = (pr.get("user") or {}).get("login", "")
+    text = f"{pr.get('title', '')}\n{pr.get('body') or ''}"
+    refs = {int(n) for n in re.findall(r"(?<![\w/])#(\d{1,7})\b", text)}
+    pool = Pool(services.redis, repo)
+    chat = services.chats.get("slack") or services.chats.get("console")
+    for number, hold in (await pool.holds()).items():
+        if hold["login"].lower() == author.lower() and number in refs and not hold.get("pr"):
+            hold["pr"] = pr["number"]
+            await pool.update_hold(number, hold)
+            await JobThread(chat, services.redis, hold["key"]).reply(
+                f"<@{hold['by']}> :tada: <@{hold['user']}> opened PR #{pr['number']} for #{number}: "
+                f"{pr.get('html_url', '')}")
+            return True
+    return False

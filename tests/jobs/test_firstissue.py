@@ -1,0 +1,194 @@
+"""/firstissue against fake GitHub and Slack with a real Redis: the private pool, links, hand-outs with
+assignment and DM, races, nudges and returns on a controlled clock, and the PR-opened webhook."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jobs import firstissue
+from tests.conftest import OUTSIDER, config_dict
+
+NEWCOMER = "UNEWBIE01"
+CONTRIBUTING = """# Contributing
+
+## Building and testing
+Run `make` to build, then `make test`.
+
+## Code of conduct
+Be kind.
+"""
+
+
+async def ask(bot, text, user=None):
+    kwargs = {"user": user} if user else {}
+    return (await bot.slash("/firstissue", text, **kwargs))[1]["text"]
+
+
+async def last_response(bot, count: int) -> str:
+    await bot.slack.wait_for(lambda: len(bot.slack.responses) >= count, what="the private answer")
+    return bot.slack.responses[count - 1]["text"]
+
+
+def seed(github, n=3):
+    github.users.add("newbie")
+    github.files["acme/widget"] = {"CONTRIBUTING.md": CONTRIBUTING}
+    for i in range(1, n + 1):
+        github.add_issue("acme/widget", i, f"Small fix {i}")
+
+
+async def setup(make_bot, remote, github, **extra):
+    seed(github)
+    data = config_dict(remote)
+    data.update(extra)
+    bot = await make_bot(data)
+    return bot
+
+
+async def test_pool_add_list_remove_and_link(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github)
+    github.add_issue("acme/widget", 9, "Closed one", state="closed")
+    assert await ask(bot, "add #1 parser edge case") == "Checking #1 on GitHub…"
+    assert "Added #1 (Small fix 1) to the private pool." == await last_response(bot, 1)
+    await ask(bot, "add #9")
+    assert "#9 is closed; nothing was added." == await last_response(bot, 2)
+    await ask(bot, "add #77")
+    assert "There is no issue #77" in await last_response(bot, 3)
+    await ask(bot, "add #1 again")
+    assert "#1 is already in the pool." == await last_response(bot, 4)
+    listing = await ask(bot, "list")
+    assert "• #1: free — parser edge case" in listing
+    # Links: maintainers link anyone; a person may link themselves; a login must exist.
+    await ask(bot, f"link <@{NEWCOMER}|newbie> newbie")
+    assert await last_response(bot, 5) == f"Linked <@{NEWCOMER}> to GitHub newbie."
+    await ask(bot, f"link <@{OUTSIDER}|me> ghost-login", user=OUTSIDER)
+    assert "There is no GitHub user ghost-login" in await last_response(bot, 6)
+    assert "for maintainers" in await ask(bot, f"link <@{NEWCOMER}|x> newbie", user=OUTSIDER)
+    assert "for maintainers" in await ask(bot, "list", user=OUTSIDER)
+    assert await ask(bot, "remove #1") == "Removed #1 from the pool."
+    assert await ask(bot, "remove #1") == "#1 is not in the pool."
+    assert slack.parents() == []          # the pool is never shown in a channel
+
+
+async def handout(bot, text):
+    _, body = await bot.slash("/firstissue", text)
+    assert "Queued job" in body["text"], body
+    key = body["text"].split("`")[1]
+    return key, await bot.final(key)
+
+
+async def pool_with(bot, *numbers):
+    for i, n in enumerate(numbers):
+        await ask(bot, f"add #{n} note {n}")
+        await last_response(bot, len(bot.slack.responses) + 1)
+
+
+async def test_hand_out_assigns_dms_and_threads(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github)
+    await pool_with(bot, 1, 2)
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    key, info = await handout(bot, f"<@{NEWCOMER}|newbie>")
+    assert info["status"] == "done"
+    assert github.issues["acme/widget"][1]["assignees"] == [{"login": "newbie"}]
+    dm = [m for m in slack.messages.values() if m["channel"].startswith("D")][0]["text"]
+    assert "Small fix 1" in dm and "note 1" in dm and "Run `make` to build" in dm and "Code of conduct" not in dm
+    assert "Handed #1 (Small fix 1)" in bot.thread_of(info)
+    listing = await ask(bot, "list")
+    assert f"• #1: held by <@{NEWCOMER}> (newbie)" in listing and "• #2: free" in listing
+    # One at a time, unless the maintainer says otherwise.
+    _, info2 = await handout(bot, f"<@{NEWCOMER}|newbie>")
+    assert "already holds #1" in bot.thread_of(info2)
+    _, info3 = await handout(bot, f"<@{NEWCOMER}|newbie> --another")
+    assert github.issues["acme/widget"][2]["assignees"] == [{"login": "newbie"}]
+
+
+async def test_issues_closed_assigned_or_taken_meanwhile_are_skipped(make_bot, remote, github):
+    bot = await setup(make_bot, remote, github)
+    github.add_issue("acme/widget", 4, "Fourth")
+    await pool_with(bot, 1, 2, 3, 4)
+    github.issues["acme/widget"][1]["state"] = "closed"
+    github.issues["acme/widget"][2]["assignees"] = [{"login": "someone"}]
+    github.timelines["acme/widget"] = {3: [{"event": "cross-referenced", "source": {
+        "issue": {"number": 50, "state": "open", "pull_request": {"url": "x"}}}}]}
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    key, info = await handout(bot, f"<@{NEWCOMER}>")
+    thread = bot.thread_of(info)
+    assert "#1 was closed on GitHub; I took it out of the pool." in thread
+    assert "Skipped #2: someone is already assigned on GitHub." in thread
+    assert "Skipped #3: an open pull request already references it." in thread
+    assert "Handed #4" in thread
+    assert [n for n, _, _ in await firstissue.Pool(bot.services.redis, "acme/widget").entries()] == [2, 3, 4]
+
+
+async def test_a_newcomer_without_a_login_is_asked_to_link(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github)
+    await pool_with(bot, 1)
+    key, info = await handout(bot, "<@UNOLINK01|nolink>")
+    assert "has no linked GitHub login, so nothing was assigned" in bot.thread_of(info)
+    dm = [m for m in slack.messages.values() if m["channel"] == "DNOLINK01"][0]["text"]
+    assert "/firstissue link <@UNOLINK01> <your-login>" in dm
+    assert github.issues["acme/widget"][1]["assignees"] == []
+
+
+async def test_plain_name_mentions_are_resolved(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github)
+    slack.users[NEWCOMER] = "newbie"
+    await pool_with(bot, 1)
+    await ask(bot, "link @newbie newbie")
+    assert f"Linked <@{NEWCOMER}> to GitHub newbie." in await last_response(bot, 2)
+    key, info = await handout(bot, "@newbie")
+    assert github.issues["acme/widget"][1]["assignees"] == [{"login": "newbie"}]
+
+
+async def test_simultaneous_hand_outs_never_give_an_issue_twice(make_bot, remote, github):
+    data = config_dict(remote)
+    data["queue"]["concurrency"] = 10
+    seed(github, n=5)
+    bot = await make_bot(data)
+    await pool_with(bot, 1, 2, 3, 4, 5)
+    people = [f"UPERSON{i:02d}" for i in range(10)]
+    for i, user in enumerate(people):
+        github.users.add(f"person{i}")
+        await firstissue.link(bot.services.redis, user, f"person{i}")
+    answers = await asyncio.gather(*(bot.slash("/firstissue", f"<@{u}>") for u in people))
+    keys = [a[1]["text"].split("`")[1] for a in answers]
+    infos = [await bot.final(k) for k in keys]
+    assert all(i["status"] == "done" for i in infos)
+    assignees = [a["login"] for n in range(1, 6) for a in github.issues["acme/widget"][n]["assignees"]]
+    assert len(assignees) == 5 and len(set(assignees)) == 5          # five issues, five different people
+    assert all(len(github.issues["acme/widget"][n]["assignees"]) == 1 for n in range(1, 6))
+    holds = await firstissue.Pool(bot.services.redis, "acme/widget").holds()
+    assert sorted(holds) == [1, 2, 3, 4, 5]
+    assert sum("pool has no open, unassigned issue" in bot.thread_of(i) for i in infos) == 5
+
+
+async def test_nudge_then_return_on_a_controlled_clock(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github, firstissue={"nudge_after_days": 14, "return_after_days": 7})
+    clock = [1_800_000_000.0]
+    bot.services.clock = lambda: clock[0]
+    await pool_with(bot, 1)
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    key, info = await handout(bot, f"<@{NEWCOMER}>")
+    day = 86400
+    dms = lambda: [m for m in slack.messages.values() if m["channel"] == "DNEWBIE01"]  # noqa: E731
+    assert await firstissue.follow_up(bot.services, clock[0] + 13 * day) == []
+    assert await firstissue.follow_up(bot.services, clock[0] + 14 * day) == ["nudged acme/widget#1"]
+    assert "Just checking in on #1" in dms()[-1]["text"]
+    assert await firstissue.follow_up(bot.services, clock[0] + 15 * day) == []          # one nudge only
+    assert await firstissue.follow_up(bot.services, clock[0] + 21 * day) == ["returned acme/widget#1"]
+    assert github.issues["acme/widget"][1]["assignees"] == []
+    assert "#1 went back to the pool" in bot.thread_of(info)
+    assert "• #1: free" in await ask(bot, "list")
+
+
+async def test_a_pr_for_the_issue_tells_the_maintainer_and_stops_nudges(make_bot, remote, github):
+    bot = await setup(make_bot, remote, github)
+    await pool_with(bot, 1)
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    key, info = await handout(bot, f"<@{NEWCOMER}>")
+    pr = {"number": 77, "title": "Fix the parser", "body": "Fixes #1", "user": {"login": "newbie"},
+          "html_url": "https://github.example/acme/widget/pull/77"}
+    status, _ = await bot.webhook("pull_request", {"action": "opened", "pull_request": pr,
+                                                   "repository": {"full_name": "acme/widget"}}, "pr-77")
+    assert status == 200
+    assert "opened PR #77 for #1" in bot.thread_of(info)
+    assert await firstissue.follow_up(bot.services, bot.services.clock() + 60 * 86400) == []
