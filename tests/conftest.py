@@ -206,6 +206,11 @@ class Bot:
             await asyncio.sleep(0.05)
         raise AssertionError(f"job {key} did not finish: {await job_info(self.services.redis, key)}")
 
+    async def queued(self) -> int:
+        """Jobs that commands or webhooks queued and that are not finished (the workers' cron job aside)."""
+        ids = [k for k in await self.services.redis.zrange("saq:bot:incomplete", 0, -1) if b":cron:" not in k]
+        return len(ids)
+
     def thread_of(self, info: dict) -> str:
         return self.slack.thread_text(info["thread_ts"])
 

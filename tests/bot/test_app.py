@@ -63,7 +63,7 @@ async def test_forged_and_stale_signatures_are_refused_and_nothing_is_queued(mak
     assert status == 401
     status, _ = await bot.slash("/backport", f"1.0 {fix}", ts=int(time.time()) - 3600)
     assert status == 401
-    assert await bot.services.queue.count("incomplete") == 0
+    assert await bot.queued() == 0
     assert slack.parents() == []
 
 
@@ -78,7 +78,7 @@ async def test_unauthorised_and_malformed_commands_get_one_line_and_queue_nothin
     assert "Usage: /backport" in body["text"]
     status, body = await bot.slash("/summarize", "what is this")
     assert "Usage: /summarize" in body["text"]
-    assert await bot.services.queue.count("incomplete") == 0
+    assert await bot.queued() == 0
     assert slack.parents() == []
 
 
@@ -107,7 +107,7 @@ async def test_same_request_twice_points_at_the_first_job(make_bot, remote, slac
     assert "Already in progress as job `" + key in second["text"]
     assert "https://test.slack.com/archives/" in second["text"]
     assert len(slack.parents()) == 1
-    assert await bot.services.queue.count("incomplete") == 1
+    assert await bot.queued() == 1
 
 
 async def test_help_for_every_command(make_bot, remote):
@@ -124,7 +124,7 @@ async def test_commands_whose_job_is_not_built_say_so(make_bot, remote):
     for command, text in (("/provenance", "PR#12"), ("/adversarial", "#12 50")):
         _, body = await bot.slash(command, text)
         assert "not built yet" in body["text"]
-    assert await bot.services.queue.count("incomplete") == 0
+    assert await bot.queued() == 0
 
 
 async def test_healthz_and_metrics(make_bot, remote):

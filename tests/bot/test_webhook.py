@@ -20,7 +20,7 @@ async def test_unsigned_or_forged_deliveries_are_refused(make_bot, remote):
     assert (await bot.webhook("pull_request", payload, "d-1", signature=""))[0] == 401
     assert (await bot.webhook("pull_request", payload, "d-2", secret="wrong"))[0] == 401
     assert (await bot.webhook("pull_request", payload, "d-3", signature="sha1=abc"))[0] == 401
-    assert await bot.services.queue.count("incomplete") == 0
+    assert await bot.queued() == 0
 
 
 async def test_backport_label_on_a_merged_pr_runs_a_backport_once(make_bot, remote, github, slack):
