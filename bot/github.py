@@ -161,6 +161,12 @@ class GitHubClient:
             return None
         return base64.b64decode(resp.get("content", "")).decode("utf-8", "replace")
 
+    async def check_run(self, repo: str, head_sha: str, conclusion: str, title: str, summary: str,
+                        text: str = "") -> dict:
+        return await self.request(repo, "POST", f"/repos/{repo}/check-runs", json={
+            "name": "provenance", "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
+            "output": {"title": title[:250], "summary": summary[:60000], "text": text[:60000]}})
+
     async def permission(self, repo: str, login: str) -> str:
         resp = await self.request(repo, "GET", f"/repos/{repo}/collaborators/{login}/permission")
         return resp.get("permission", "none")

@@ -78,11 +78,20 @@ async def route(services, event: str, payload: dict) -> list[JobRequest]:
     if repo is None:
         return []
     if event == "pull_request":
-        if payload.get("action") == "opened" and payload.get("pull_request"):
+        out = []
+        pr = payload.get("pull_request") or {}
+        if payload.get("action") == "opened" and pr:
             from jobs import firstissue
 
-            await firstissue.pr_opened(services, repo.github, payload["pull_request"])
-        return _from_label(services, repo.github, payload)
+            await firstissue.pr_opened(services, repo.github, pr)
+        if payload.get("action") in ("opened", "synchronize", "reopened") and pr.get("number") \
+                and "provenance" in services.config.sections and services.config.slack.notify_channel:
+            head = (pr.get("head") or {}).get("sha", "")
+            out.append(JobRequest(kind="provenance", params={"repo": repo.github, "pr": int(pr["number"]),
+                                                             "head": head, "quiet": True},
+                                  summary=f"provenance of #{pr['number']} ({repo.github})",
+                                  channel=services.config.slack.notify_channel, dest="slack"))
+        return out + _from_label(services, repo.github, payload)
     if event == "issue_comment" and payload.get("action") == "created":
         return await _from_comment(services, repo.github, payload)
     return []

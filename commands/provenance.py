@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from commands.base import Command, Invocation, Reply, Usage, parse_pr
+from jobs.queue import JobRequest
 
 
-async def run(inv: Invocation, args: list[str]) -> Reply:
+async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if len(args) != 1:
         raise Usage("give exactly one pull request")
-    ref = parse_pr(inv.config, args[0])
-    return Reply(f"/provenance is not built yet, so nothing was queued for {ref}. "
-                 "The upstream index and the checks are still to come.")
+    ref = parse_pr(inv.config, args[0], allow_range=False)
+    if "provenance" not in inv.config.sections:
+        return Reply("Provenance checks are not configured: add a [provenance] table to bot.toml "
+                     "(upstream, tainted, allowed). Nothing was queued.")
+    return JobRequest(kind="provenance", params={"repo": ref.repo, "pr": ref.number},
+                      summary=f"provenance of #{ref.number} ({ref.repo})", requester=inv.user,
+                      channel=inv.channel, dest=inv.dest)
 
 
 COMMAND = Command(

@@ -94,6 +94,17 @@ class Mirror:
     def repo(self) -> pygit2.Repository:
         return self._open()
 
+    def fetch_pull(self, number: int) -> pygit2.Repository:
+        """Fetch a PR's head (GitHub's refs/pull/N/head) into refs/bot/pull/N."""
+        with locked(self.path):
+            repo = self._open()
+            try:
+                repo.remotes["origin"].fetch([f"+refs/pull/{int(number)}/head:refs/bot/pull/{int(number)}"],
+                                             callbacks=Callbacks(self.token))
+            except pygit2.GitError as exc:
+                raise GitError(f"fetching PR #{number} failed: {exc}") from exc
+            return repo
+
     def push(self, commit: str, branch: str, *, force: bool = True) -> None:
         """Point `branch` on the remote at `commit`; a refusal by the server raises GitError."""
         branch = safe_ref(branch)

@@ -64,9 +64,10 @@ async def run_job(ctx: dict, *, request: dict) -> str:
 
 def kinds() -> dict:
     """Job kind → `async def run(job: JobRun)`."""
-    from jobs import backport, firstissue, summarize
+    from jobs import backport, firstissue, provenance, summarize
 
-    return {"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run}
+    return {"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
+            "provenance": provenance.run}
 
 
 async def follow_ups(ctx: dict) -> list[str]:

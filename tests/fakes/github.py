@@ -27,6 +27,7 @@ class FakeGitHub(FakeServer):
         self.timelines: dict[str, dict[int, list[dict]]] = {}
         self.files: dict[str, dict[str, str]] = {}
         self.users: set[str] = set()
+        self.check_runs: list[dict] = []
         self._numbers = itertools.count(5000)
         self.routes = [
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/installation", self.installation),
@@ -45,6 +46,7 @@ class FakeGitHub(FakeServer):
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/timeline", self.timeline),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)", self.contents),
             ("GET", r"/users/(?P<login>[^/]+)", self.get_user),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/check-runs", self.create_check_run),
         ]
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -179,6 +181,11 @@ class FakeGitHub(FakeServer):
             return web.json_response({"message": "Not Found"}, status=404)
         return web.json_response({"type": "file", "path": path, "encoding": "base64",
                                   "content": base64.b64encode(text.encode()).decode()})
+
+    async def create_check_run(self, request, body, repo):
+        run = dict(body, id=next(self._numbers), repo=repo)
+        self.check_runs.append(run)
+        return web.json_response(run, status=201)
 
     async def get_user(self, request, body, login):
         if login not in self.users:
