@@ -20,7 +20,7 @@ KEYWORDS = {
     "int", "long", "short", "char", "unsigned", "signed", "float", "double", "size_t", "NULL", "def", "class",
     "import", "from", "proc", "set", "true", "false", "None", "True", "False", "include", "define",
 }
-K_EXACT, W_EXACT = 8, 6          # tokens per k-gram, k-grams per window
+K_EXACT, W_EXACT = 12, 6         # tokens per k-gram, k-grams per window (shared runs of 17+ tokens are seen)
 K_ABSTRACT, W_ABSTRACT = 16, 8   # longer grams when identifiers are abstracted, to keep false alarms rare
 
 LICENCE_MARKERS = [

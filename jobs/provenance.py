@@ -35,10 +35,13 @@ CONTAIN_EXACT = 0.5          # share of the upstream commit's fingerprints found
 COVER_EXACT = 0.25           # share of the change's fingerprints that come from the upstream commit
 PER_PRINT = 4                # upstream commits remembered per fingerprint
 APPEND = """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-elseif not string.find(v, ARGV[2], 1, true) and select(2, string.gsub(v, ',', '')) < tonumber(ARGV[3]) - 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], v .. ',' .. ARGV[2])
+local sha, limit = ARGV[1], tonumber(ARGV[2])
+for i = 3, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if not v then redis.call('HSET', KEYS[1], ARGV[i], sha)
+  elseif not string.find(v, sha, 1, true) and select(2, string.gsub(v, ',', '')) < limit - 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], v .. ',' .. sha)
+  end
 end
 return 1
 """
@@ -169,8 +172,10 @@ class Index:
             for h in f.hunks:
                 pipe.hsetnx(self.k["hunk"], h, f"{sha}|{f.path}")
         for key, hashes in (("fp", exact), ("afp", abstract)):
-            for h in hashes:
-                await self.append(keys=[self.k[key]], args=[str(h), sha, PER_PRINT], client=pipe)
+            ordered = [str(h) for h in hashes]
+            for start in range(0, len(ordered), 1000):   # one script call per thousand fingerprints
+                await self.append(keys=[self.k[key]], args=[sha, PER_PRINT, *ordered[start:start + 1000]],
+                                  client=pipe)
         pipe.hset(self.k["counts"], sha, json.dumps([len(exact), len(abstract)]))
         m = re.search(r"\(#(\d+)\)\s*$", meta["subject"])
         if m:
