@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from commands.base import Command, Invocation, Reply, Usage, parse_pr
+from jobs.queue import JobRequest
 
 MAX_ATTEMPTS = 100_000
 
 
-async def run(inv: Invocation, args: list[str]) -> Reply:
+async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if not 1 <= len(args) <= 2:
         raise Usage("give a pull request and, optionally, a number of attempts")
-    ref = parse_pr(inv.config, args[0])
+    ref = parse_pr(inv.config, args[0], allow_range=False)
     if len(args) == 2 and (not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_ATTEMPTS):
         raise Usage(f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}")
-    return Reply(f"/adversarial is not built yet, so nothing was queued for {ref}. "
-                 "The sandboxed harness and its oracles are still to come.")
+    repo = inv.config.repo(ref.repo)
+    if (repo.adversarial or inv.config.adversarial) is None:
+        return Reply("Adversarial runs are not configured: add an [adversarial] table (build, start, ready, "
+                     "invariants) to bot.toml. Nothing was queued.")
+    if not inv.config.slack.security_channel:
+        return Reply("Adversarial runs need `[slack] security_channel` (findings may be embargoed and go only "
+                     "there). Nothing was queued.")
+    attempts = int(args[1]) if len(args) == 2 else None
+    return JobRequest(kind="adversarial", params={"repo": ref.repo, "pr": ref.number, "attempts": attempts},
+                      summary=f"adversarial run on #{ref.number} ({ref.repo})", requester=inv.user,
+                      channel=inv.channel, dest=inv.dest)
 
 
 COMMAND = Command(

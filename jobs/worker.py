@@ -64,10 +64,10 @@ async def run_job(ctx: dict, *, request: dict) -> str:
 
 def kinds() -> dict:
     """Job kind → `async def run(job: JobRun)`."""
-    from jobs import backport, firstissue, provenance, summarize
+    from jobs import adversarial, backport, firstissue, provenance, summarize
 
     return {"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
-            "provenance": provenance.run}
+            "provenance": provenance.run, "adversarial": adversarial.run}
 
 
 async def follow_ups(ctx: dict) -> list[str]:

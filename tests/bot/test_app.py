@@ -119,10 +119,10 @@ async def test_help_for_every_command(make_bot, remote):
         assert one["text"].startswith(f"*{name}")
 
 
-async def test_commands_whose_job_is_not_built_say_so(make_bot, remote):
+async def test_unconfigured_commands_say_what_is_missing(make_bot, remote):
     bot = await make_bot(config_dict(remote), worker=False)
     _, body = await bot.slash("/adversarial", "#12 50")
-    assert "not built yet" in body["text"]
+    assert "Adversarial runs are not configured: add an [adversarial] table" in body["text"]
     _, body = await bot.slash("/provenance", "PR#12")
     assert "Provenance checks are not configured" in body["text"]
     assert await bot.queued() == 0

@@ -1,0 +1,1 @@
+"""Small servers written for the tests, with planted bugs."""
