@@ -11,6 +11,7 @@ import logging
 import re
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from bot.github import GitHubError, verify_signature
 from jobs.queue import JobRequest, QueueUnavailable, submit
@@ -53,7 +54,7 @@ async def handle(request: web.Request) -> web.Response:
             sub = await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s,
                                heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days)
             keys.append(sub.key)
-    except (QueueUnavailable, OSError) as exc:
+    except (QueueUnavailable, RedisError, OSError) as exc:
         await _forget(services, delivery)
         log.warning("webhook %s not queued: %s", delivery, exc)
         return web.Response(status=503, text="queue unavailable; redeliver later")
