@@ -73,21 +73,36 @@ async def _forget(services, delivery: str) -> None:
         pass
 
 
+def obj(value) -> dict:
+    """A payload field that should be an object; anything else reads as empty (payloads are untrusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+def text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def number(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9 else None
+
+
 async def route(services, event: str, payload: dict) -> list[JobRequest]:
-    repo_name = (payload.get("repository") or {}).get("full_name", "")
-    repo = services.config.repo(repo_name) if repo_name else None
+    repo_name = text(obj(payload.get("repository")).get("full_name"))
+    repo = services.config.repo(repo_name) if repo_name and "/" in repo_name else None
     if repo is None:
         return []
     if event == "pull_request":
         out = []
-        pr = payload.get("pull_request") or {}
-        if payload.get("action") == "opened" and pr:
+        pr = obj(payload.get("pull_request"))
+        if number(pr.get("number")) is None:
+            return []
+        if payload.get("action") == "opened":
             from jobs import firstissue
 
             await firstissue.pr_opened(services, repo.github, pr)
         if payload.get("action") in ("opened", "synchronize", "reopened") and pr.get("number") \
                 and "provenance" in services.config.sections and services.config.slack.notify_channel:
-            head = (pr.get("head") or {}).get("sha", "")
+            head = text(obj(pr.get("head")).get("sha"))
             out.append(JobRequest(kind="provenance", params={"repo": repo.github, "pr": int(pr["number"]),
                                                              "head": head, "quiet": True},
                                   summary=f"provenance of #{pr['number']} ({repo.github})",
@@ -106,34 +121,37 @@ def _backport(services, repo: str, number: int, release: str, who: str) -> JobRe
 
 
 def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
-    pr = payload.get("pull_request") or {}
-    if not pr.get("merged"):
+    pr = obj(payload.get("pull_request"))
+    if pr.get("merged") is not True:
         return []
     action = payload.get("action")
     if action == "labeled":
-        labels = [(payload.get("label") or {}).get("name", "")]
+        labels = [text(obj(payload.get("label")).get("name"))]
     elif action == "closed":
-        labels = [lbl.get("name", "") for lbl in pr.get("labels", [])]
+        raw = pr.get("labels") if isinstance(pr.get("labels"), list) else []
+        labels = [text(obj(lbl).get("name")) for lbl in raw]
     else:
         return []
-    who = (payload.get("sender") or {}).get("login", "someone")
+    who = text(obj(payload.get("sender")).get("login")) or "someone"
     out = []
     for name in labels:
-        m = LABEL.match(name or "")
+        m = LABEL.match(name)
         if m and services.config.slack.notify_channel:
             out.append(_backport(services, repo, int(pr["number"]), m["release"], who))
     return out
 
 
 async def _from_comment(services, repo: str, payload: dict) -> list[JobRequest]:
-    issue = payload.get("issue") or {}
-    comment = payload.get("comment") or {}
-    if "pull_request" not in issue or not services.config.slack.notify_channel:
+    issue = obj(payload.get("issue"))
+    comment = obj(payload.get("comment"))
+    if "pull_request" not in issue or number(issue.get("number")) is None or not services.config.slack.notify_channel:
         return []
-    m = COMMENT.search(comment.get("body") or "")
+    m = COMMENT.search(text(comment.get("body")))
     if not m:
         return []
-    login = (comment.get("user") or {}).get("login", "")
+    login = text(obj(comment.get("user")).get("login"))
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,39}", login):
+        return []
     if services.github is None or not login:
         return []
     if await services.github.permission(repo, login) not in WRITE:

@@ -226,8 +226,13 @@ async def follow_up(services, now: float) -> list[str]:
 
 async def pr_opened(services, repo: str, pr: dict) -> bool:
     """A PR by a holder that references their issue: tell the maintainer in the hand-out thread."""
-    author = (pr.get("user") or {}).get("login", "")
-    text = f"{pr.get('title', '')}\n{pr.get('body') or ''}"
+    user = pr.get("user") if isinstance(pr.get("user"), dict) else {}
+    author = user.get("login") if isinstance(user.get("login"), str) else ""
+    title = pr.get("title") if isinstance(pr.get("title"), str) else ""
+    body = pr.get("body") if isinstance(pr.get("body"), str) else ""
+    text = f"{title}\n{body}"
+    if not author:
+        return False
     refs = {int(n) for n in re.findall(r"(?<![\w/])#(\d{1,7})\b", text)}
     pool = Pool(services.redis, repo)
     chat = services.chats.get("slack") or services.chats.get("console")

@@ -1,0 +1,83 @@
+"""Property-based fuzzing of every command's text and of webhook payloads: no crash, one-line answers, and
+nothing queued for anything invalid."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import commands
+from bot import config as config_mod
+from bot import webhook
+from bot.console import ConsoleChat
+from bot.services import Services
+from commands.base import Invocation
+from tests.conftest import MAINTAINER
+
+CONFIG = {"repos": [{"github": "acme/widget", "clone_url": "/nonexistent", "releases": {"1.0": "release/1.0"}}],
+          "slack": {"maintainers": [MAINTAINER], "notify_channel": "CNOTIFY01"}}
+NAMES = sorted(commands.COMMANDS) + ["help", "nope"]
+WORDS = st.sampled_from(["PR#12", "#12", "12", "1.0", "9.1,8.1", "abcdef1", "deadbeefdeadbeef", "--upload-pack=x",
+                         "../../etc/passwd", "$(id)", "`id`", ";rm -rf /", "<@U123|x>", "@name", "add", "list",
+                         "remove", "link", "help", "--another", "a..b", "../x..y", "https://github.com/acme/widget/pull/3",
+                         "\u202e", "\x00", "'", '"', "x" * 300])
+TEXT = st.one_of(st.text(max_size=200), st.lists(WORDS, max_size=6).map(" ".join))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def dispatch_once(redis_url: str, name: str, text: str, user: str):
+    cfg = config_mod.parse(CONFIG)
+    services = Services.build(cfg, redis_url, {"slack": ConsoleChat(io.StringIO())})
+    try:
+        before = await services.redis.zcard("saq:bot:incomplete")
+        outcome = await commands.dispatch(Invocation(command=name, text=text, user=user, channel="CWORK0001",
+                                                     dest="slack", services=services))
+        after = await services.redis.zcard("saq:bot:incomplete")
+        await services.redis.flushdb()
+        return outcome, after - before
+    finally:
+        await services.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(NAMES), text=TEXT, maintainer=st.booleans())
+def test_any_command_text(redis_url, name, text, maintainer):
+    outcome, queued = run(dispatch_once(redis_url, name, text, MAINTAINER if maintainer else "UOTHER001"))
+    assert isinstance(outcome.text, str) and outcome.text
+    if not outcome.ok:
+        assert "\n" not in outcome.text and queued == 0
+        assert len(outcome.text) < 600
+    if queued:
+        assert outcome.ok and "Queued job" in outcome.text
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                  max_size=5), max_leaves=20)
+PAYLOAD = st.fixed_dictionaries({}, optional={
+    "action": st.sampled_from(["opened", "closed", "labeled", "created", "synchronize", "x"]) | JSONISH,
+    "repository": st.just({"full_name": "acme/widget"}) | JSONISH,
+    "pull_request": JSONISH | st.fixed_dictionaries({"number": st.integers() | JSONISH, "merged": JSONISH,
+                                                     "labels": JSONISH, "head": JSONISH, "user": JSONISH}),
+    "label": JSONISH, "issue": JSONISH, "comment": JSONISH, "sender": JSONISH})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event=st.sampled_from(["pull_request", "issue_comment", "push", "ping"]), payload=PAYLOAD)
+def test_any_webhook_payload(redis_url, event, payload):
+    async def once():
+        cfg = config_mod.parse(CONFIG)
+        services = Services.build(cfg, redis_url, {"slack": ConsoleChat(io.StringIO())})
+        try:
+            requests = await webhook.route(services, event, json.loads(json.dumps(payload)))
+            assert isinstance(requests, list)
+        finally:
+            await services.close()
+    run(once())
