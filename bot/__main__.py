@@ -20,8 +20,8 @@ def main() -> None:
         raise SystemExit(2)
     console = cfg.env.slack_mode == "console"
     setup_logging(cfg.env.secrets(), level=logging.WARNING if console else logging.INFO)
-    if console:
-        logging.getLogger("saq").setLevel(logging.ERROR)
+    # SAQ logs every enqueue and finish at INFO; in the console and the web process that is noise.
+    logging.getLogger("saq").setLevel(logging.ERROR if console else logging.WARNING)
     if cfg.demo and not console:
         print("config error: bot.toml: config file not found (set BOT_CONFIG, or copy bot.example.toml)",
               file=sys.stderr)

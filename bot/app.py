@@ -69,7 +69,7 @@ async def serve(services: Services, client, port: int, socket_mode: bool, ready:
     """Run until cancelled."""
     bolt = build_bolt(services, client)
     web_app = build_web(services, None if socket_mode else bolt)
-    runner = web.AppRunner(web_app)
+    runner = web.AppRunner(web_app, access_log=None)   # a line per request costs more than the request
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -16,7 +16,20 @@ from bot.config import Env
 
 
 def web_client(env: Env, timeout: int = 15) -> AsyncWebClient:
-    client = AsyncWebClient(token=env.slack_bot_token or None, base_url=env.slack_api_url, timeout=timeout)
+    """Call from a running event loop: the client keeps one HTTP session (slack_sdk otherwise opens a session,
+    and a connection, for every call)."""
+    import asyncio
+
+    import aiohttp
+
+    session = None
+    try:
+        asyncio.get_running_loop()
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+    except RuntimeError:
+        pass
+    client = AsyncWebClient(token=env.slack_bot_token or None, base_url=env.slack_api_url, timeout=timeout,
+                            session=session)
     client.retry_handlers.extend([
         AsyncRateLimitErrorRetryHandler(max_retry_count=4),
         AsyncServerErrorRetryHandler(max_retry_count=3),

@@ -81,7 +81,7 @@ async def dispatch(inv: Invocation) -> Outcome:
             outcome = "queue-down"
             return Outcome("The job queue is unavailable right now, so nothing was queued. "
                            "Please try again in a minute.", ok=False)
-        return Outcome(_ack_text(requests, submitted), submitted)
+        return Outcome(await _ack_text(services, inv, requests, submitted), submitted)
     finally:
         services.metrics.inc("bot_commands_total", "slash commands handled", command=name, outcome=outcome)
 
@@ -99,27 +99,29 @@ async def _submit(services, req: JobRequest) -> Submitted:
                         retries=q.retries, ttl_days=q.audit_ttl_days)
 
 
-def _ack_text(requests: list[JobRequest], submitted: list[Submitted]) -> str:
+async def _ack_text(services, inv: Invocation, requests: list[JobRequest], submitted: list[Submitted]) -> str:
     lines = []
     for req, sub in zip(requests, submitted):
         if sub.created:
             lines.append(f"Queued job `{sub.key}`: {req.summary}. Follow it in the thread I am starting here.")
-        else:
-            where = sub.info.get("permalink") or (f"in <#{sub.info['channel']}>" if sub.info.get("channel") else "")
-            lines.append(f"Already in progress as job `{sub.key}` {where} — not starting another.".replace("  ", " "))
+            continue
+        where = f"in <#{sub.info['channel']}>" if sub.info.get("channel") else ""
+        chat = services.chats.get(sub.info.get("dest", inv.dest))
+        if sub.info.get("thread_ts") and chat is not None:
+            try:
+                where = await asyncio.wait_for(chat.permalink(sub.info["channel"], sub.info["thread_ts"]), 0.8)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        lines.append(f"Already in progress as job `{sub.key}` {where} — not starting another.".replace("  ", " "))
     return "\n".join(lines)
 
 
 async def start_threads(services, chat, outcome: Outcome) -> None:
     """After the ack: post each new job's parent message (the worker waits for it, or posts it itself)."""
-    from jobs.queue import set_info
     from jobs.runtime import JobThread
 
     for sub in outcome.created:
-        thread = JobThread(chat, services.redis, sub.key)
-        ts = await thread.parent_ts()
-        link = await chat.permalink(sub.info["channel"], ts)
-        await set_info(services.redis, sub.key, permalink=link)
+        await JobThread(chat, services.redis, sub.key, info=sub.info).parent_ts()
 
 
 async def finish_later(outcome: Outcome) -> str:

@@ -119,21 +119,22 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
     """Enqueue `req` unless the same request is alive; raises QueueUnavailable when the store is down."""
     key = req.key
     try:
-        existing = await queue.job(key)
-        if existing is not None and existing.status in ALIVE:
-            return Submitted(key, False, await job_info(redis, key))
+        # SAQ's enqueue script refuses a key that is still incomplete (queued, active or waiting to retry),
+        # which is exactly "alive": no separate look-up is needed.
         job = Job(function="run_job", key=key, kwargs={"request": asdict(req)}, timeout=timeout_s,
                   heartbeat=heartbeat_s, retries=retries, retry_delay=2.0, retry_backoff=60.0,
                   ttl=ttl_days * 86400)
         if await queue.enqueue(job) is None:
             return Submitted(key, False, await job_info(redis, key))
         # A fresh request: forget the checkpoints and posted-once marks of any earlier run with this key.
-        await redis.delete(info_key(key), f"{info_key(key)}:stages", f"{info_key(key)}:once")
-        await set_info(redis, key, ttl_days, kind=req.kind, summary=req.summary, requester=req.requester,
-                       channel=req.channel, dest=req.dest, params=json.dumps(req.params), origin=json.dumps(req.origin),
-                       status="queued",
-                       run=1, created=round(time.time(), 3))
-        return Submitted(key, True, await job_info(redis, key))
+        info = {"kind": req.kind, "summary": req.summary, "requester": req.requester, "channel": req.channel,
+                "dest": req.dest, "params": json.dumps(req.params), "origin": json.dumps(req.origin),
+                "status": "queued", "run": "1", "created": str(round(time.time(), 3))}
+        name = info_key(key)
+        async with redis.pipeline(transaction=True) as pipe:
+            await (pipe.delete(name, f"{name}:stages", f"{name}:once", f"{name}:parent-claim")
+                   .hset(name, mapping=info).expire(name, ttl_days * 86400).execute())
+        return Submitted(key, True, info)
     except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
         raise QueueUnavailable(str(exc)) from exc
 

@@ -38,12 +38,12 @@ class JobThread:
     """The parent message and its thread. The parent is posted once, by whoever gets there first (the
     command right after its ack, or the worker), guarded by a claim in Redis."""
 
-    def __init__(self, chat: Chat, redis: aioredis.Redis, key: str, *, ttl_days: int = 30):
+    def __init__(self, chat: Chat, redis: aioredis.Redis, key: str, *, ttl_days: int = 30, info: dict | None = None):
         self.chat = chat
         self.redis = redis
         self.key = key
         self.ttl_days = ttl_days
-        self._info: dict | None = None
+        self._info: dict | None = dict(info) if info else None
 
     async def info(self, refresh: bool = False) -> dict:
         if self._info is None or refresh:
@@ -61,11 +61,9 @@ class JobThread:
         deadline = time.monotonic() + wait_s
         while True:
             if await self.redis.set(claim, "1", nx=True, ex=120):
-                info = await self.info(refresh=True)
-                if info.get("thread_ts"):
-                    return info["thread_ts"]
+                # Whoever holds the claim is the only one to post; the claim outlives the post.
                 ts = await self.chat.post(info["channel"], self._parent_text(info, info.get("status", "queued")))
-                await set_info(self.redis, self.key, self.ttl_days, thread_ts=ts)
+                await self.redis.hset(info_key(self.key), "thread_ts", ts)
                 info["thread_ts"] = ts
                 return ts
             await asyncio.sleep(0.1)

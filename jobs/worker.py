@@ -67,7 +67,12 @@ def kinds() -> dict:
     from jobs import adversarial, backport, firstissue, provenance, summarize
 
     return {"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
-            "provenance": provenance.run, "adversarial": adversarial.run}
+            "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop}
+
+
+async def noop(job) -> None:
+    """A job that does nothing and says nothing: the queue path alone (benchmarks, smoke checks)."""
+    await job.audit.write("noop", "done")
 
 
 async def follow_ups(ctx: dict) -> list[str]:

@@ -100,7 +100,7 @@ async def test_same_request_twice_points_at_the_first_job(make_bot, remote, slac
     from jobs.queue import job_info
 
     for _ in range(100):  # the parent is posted just after the ack
-        if (await job_info(bot.services.redis, key)).get("permalink"):
+        if (await job_info(bot.services.redis, key)).get("thread_ts"):
             break
         await asyncio.sleep(0.05)
     _, second = await bot.slash("/backport", f"1.0 {fix}")
