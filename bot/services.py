@@ -47,3 +47,6 @@ class Services:
     async def close(self) -> None:
         await self.queue.disconnect()
         await self.redis.aclose()
+        for chat in self.chats.values():
+            if hasattr(chat, "close"):
+                await chat.close()

@@ -44,6 +44,10 @@ class SlackChat:
     def __init__(self, client: AsyncWebClient):
         self.client = client
 
+    async def close(self) -> None:
+        if self.client.session is not None and not self.client.session.closed:
+            await self.client.session.close()
+
     async def _call(self, method: str, **kwargs):
         try:
             return await self.client.api_call(method, json=kwargs)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import redis.asyncio as aioredis
 from saq import Job, Queue, Status
 from saq.queue.redis import RedisQueue
+from saq.utils import now
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,39 @@ class BotQueue(RedisQueue):
         return swept
 
 
+    _record_script = None
+
+    async def enqueue_with_record(self, job: Job, record_key: str, record: dict, ttl_s: int,
+                                  clear: list[str]) -> bool:
+        """SAQ's keyed enqueue and our job record in one atomic round trip: the record is written (and the
+        `clear` keys of an earlier run removed) only when the job was really enqueued. False: the key is alive."""
+        if self._record_script is None:
+            self._record_script = self.redis.register_script("""
+                if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
+                    return nil
+                end
+                redis.call('SET', KEYS[2], ARGV[1])
+                redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
+                if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
+                for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+                redis.call('DEL', KEYS[5])
+                redis.call('HSET', KEYS[5], unpack(ARGV, 4))
+                redis.call('EXPIRE', KEYS[5], ARGV[3])
+                return 1
+            """)
+        job.queue = self
+        job.queued = now()
+        job.status = Status.QUEUED
+        await self._before_enqueue(job)
+        fields = [str(x) for kv in record.items() for x in kv]
+        async with self._op_sem:
+            done = await self._record_script(keys=[self._incomplete, job.id, self._queued, job.abort_id, record_key,
+                                                   *clear],
+                                             args=[self.serialize(job), job.scheduled, ttl_s, *fields],
+                                             client=self.redis)
+        return bool(done)
+
+
 def make_queue(url: str, name: str = "bot", sweep_every_s: int = 10) -> Queue:
     queue = BotQueue.from_url(url, name=name)
     queue.sweep_every_s = sweep_every_s
@@ -124,17 +158,15 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
         job = Job(function="run_job", key=key, kwargs={"request": asdict(req)}, timeout=timeout_s,
                   heartbeat=heartbeat_s, retries=retries, retry_delay=2.0, retry_backoff=60.0,
                   ttl=ttl_days * 86400)
-        if await queue.enqueue(job) is None:
-            return Submitted(key, False, await job_info(redis, key))
-        # A fresh request: forget the checkpoints and posted-once marks of any earlier run with this key.
         info = {"kind": req.kind, "summary": req.summary, "requester": req.requester, "channel": req.channel,
                 "dest": req.dest, "params": json.dumps(req.params), "origin": json.dumps(req.origin),
                 "status": "queued", "run": "1", "created": str(round(time.time(), 3))}
         name = info_key(key)
-        async with redis.pipeline(transaction=True) as pipe:
-            await (pipe.delete(name, f"{name}:stages", f"{name}:once", f"{name}:parent-claim")
-                   .hset(name, mapping=info).expire(name, ttl_days * 86400).execute())
-        return Submitted(key, True, info)
+        # A fresh request forgets the checkpoints and posted-once marks of any earlier run with this key.
+        if await queue.enqueue_with_record(job, name, info, ttl_days * 86400,
+                                           [f"{name}:stages", f"{name}:once", f"{name}:parent-claim"]):
+            return Submitted(key, True, info)
+        return Submitted(key, False, await job_info(redis, key))
     except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
         raise QueueUnavailable(str(exc)) from exc
 

@@ -6,7 +6,7 @@ from saq import Queue
 
 from bot.store import EmbeddedValkey, resolve
 from bot.config import Env
-from jobs.queue import JobRequest, submit
+from jobs.queue import JobRequest, make_queue, submit
 
 
 async def test_queued_jobs_survive_a_restart(tmp_path):
@@ -17,7 +17,7 @@ async def test_queued_jobs_survive_a_restart(tmp_path):
         from bot.store import connect
 
         redis = connect(url)
-        queue = Queue.from_url(url, name="bot")
+        queue = make_queue(url)
         req = JobRequest(kind="backport", params={"repo": "a/b", "release": "1.0", "refs": ["abcdef1"]},
                          summary="x", requester="U1", channel="C1")
         sub = await submit(queue, redis, req)
