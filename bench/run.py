@@ -7,13 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+BENCHES = ["backport", "summarize", "provenance", "ack", "jobqueue", "scaling", "memory"]
 
 
 def main() -> int:
     wanted = set(sys.argv[1:])
     failed = 0
-    for script in sorted(HERE.glob("*.py")):
-        if script.name == "run.py" or (wanted and script.stem not in wanted):
+    for name in BENCHES:
+        script = HERE / f"{name}.py"
+        if wanted and name not in wanted:
             continue
         print(f"== {script.stem} ==", flush=True)
         failed += subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0

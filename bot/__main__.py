@@ -15,6 +15,7 @@ from bot.store import resolve
 def main() -> None:
     try:
         cfg = config_mod.load(allow_demo=True)
+        config_mod.check_web(cfg.env)
     except config_mod.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(2)

@@ -175,10 +175,14 @@ def load_env(environ: dict[str, str] | None = None) -> Env:
         anthropic_base_url=e.get("ANTHROPIC_BASE_URL", ""),
         port=int(port_text),
     )
+    return env
+
+
+def check_web(env: Env) -> None:
+    """What the web process needs beyond what every process needs (a worker has no use for the signing secret)."""
     if env.slack_mode == "http" and not (env.slack_bot_token and env.slack_signing_secret):
         missing = "SLACK_BOT_TOKEN" if not env.slack_bot_token else "SLACK_SIGNING_SECRET"
         raise ConfigError(f"{missing}: required for Slack HTTP mode (or unset all SLACK_* for the local console)")
-    return env
 
 
 def config_path(environ: dict[str, str] | None = None) -> tuple[Path, bool]:

@@ -94,6 +94,7 @@ async def _heartbeat(job, every_s: int) -> None:
 
 def make_worker(services: Services, *, concurrency: int | None = None, **kwargs) -> Worker:
     q = services.config.queue
+    kinds()   # import every job module now, not inside the first job
 
     async def startup(ctx):
         ctx["services"] = services
