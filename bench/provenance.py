@@ -51,7 +51,7 @@ async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
-        repo = build(tmp / "upstream", n)
+        build(tmp / "upstream", n)
         built = time.perf_counter() - t
         server = EmbeddedValkey(tmp / "valkey", appendonly=False)
         url = server.start()
@@ -59,7 +59,7 @@ async def main(n: int) -> None:
         try:
             cfg = provenance.ProvConfig(upstream=str(tmp / "upstream"), tainted=["unstable"], allowed=["bsd"])
             t = time.perf_counter()
-            stats = await provenance.build_index(cfg, redis, tmp / "data", say=lambda m: None)
+            await provenance.build_index(cfg, redis, tmp / "data", say=lambda m: None)
             ours = time.perf_counter() - t
             t = time.perf_counter()
             log = subprocess.Popen(["git", "-C", str(tmp / "upstream"), "log", "-p", "bsd..unstable"],

@@ -20,11 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pygit2
-
 from bot import llm as llm_mod
 from bot import render
 from jobs import git
+from jobs import pull as pull_mod
 from jobs.runtime import JobFailed, JobRun
 from jobs.sandbox import can_unshare_net, run_command
 
@@ -170,23 +169,10 @@ async def run(job: JobRun) -> None:
     if not security:
         raise JobFailed("`[slack] security_channel` is not set; adversarial findings may be embargoed, so nothing "
                         "runs without a private channel to report to")
-    gh = job.services.github
-    if gh is None:
-        raise JobFailed("an adversarial run needs GitHub credentials to fetch the PR")
-    repo_cfg = job.config.repo(p["repo"])
-    pr = await gh.pull(p["repo"], p["pr"])
-    head_sha = (pr.get("head") or {}).get("sha", "")
-    base_ref = (pr.get("base") or {}).get("ref", repo_cfg.default_branch)
     attempts = int(p.get("attempts") or cfg.attempts)
     await job.thread.status("running", "fetching and building")
-    mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
-    try:
-        await asyncio.to_thread(mirror.sync)
-        repo = await asyncio.to_thread(mirror.fetch_pull, p["pr"])
-        head = repo[pygit2.Oid(hex=head_sha)]
-        base = git.branch_tip(repo, base_ref)
-    except (git.GitError, KeyError, ValueError) as exc:
-        raise JobFailed(f"cannot fetch #{p['pr']}: {exc}")
+    pull = await pull_mod.fetch(job, p["repo"], p["pr"], "an adversarial run")
+    repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
     patch = repo.diff(repo[repo.merge_base(base.id, head.id)] if base else head.parents[0], head).patch or ""
     work = Path(job.config.env.data_dir) / "work"
     checkout = await asyncio.to_thread(git.checkout, repo, head_sha, work)

@@ -522,8 +522,8 @@ def _excerpt(repo, commit_sha: str, path: str | None, lines: list[int] | None, l
 
 async def run(job) -> None:
     """`/provenance <pr>` and pull_request webhooks: check the PR, report a check run, show the evidence."""
-    from bot import llm as llm_mod
     from bot import render
+    from jobs import pull as pull_mod
     from jobs.queue import set_info
     from jobs.runtime import JobFailed
 
@@ -533,28 +533,20 @@ async def run(job) -> None:
         cfg = load_config(job.config)
     except ProvenanceError as exc:
         raise JobFailed(str(exc))
-    gh = job.services.github
-    if gh is None:
+    if job.services.github is None:
         raise JobFailed("checking a PR needs GitHub credentials (GITHUB_TOKEN or a GitHub App)")
-    repo_cfg = job.config.repo(p["repo"])
-    pr = await gh.pull(p["repo"], p["pr"])
-    head_sha = (pr.get("head") or {}).get("sha", "")
-    base_ref = (pr.get("base") or {}).get("ref", repo_cfg.default_branch)
-    created = _epoch(pr.get("created_at"))
     if not quiet:
         await job.thread.status("running", "refreshing the upstream index")
     try:
-        stats = await build_index(cfg, job.redis, job.config.env.data_dir,
-                                  say=lambda m: None)
-        mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
-        await asyncio.to_thread(mirror.sync)
-        repo = await asyncio.to_thread(mirror.fetch_pull, p["pr"])
-        base = git.branch_tip(repo, base_ref)
-        head = repo[pygit2.Oid(hex=head_sha)] if head_sha else None
-    except (ProvenanceError, git.GitError, KeyError, ValueError) as exc:
-        raise JobFailed(f"provenance check of #{p['pr']} could not start: {exc}")
-    if base is None or head is None:
-        raise JobFailed(f"cannot find the base `{base_ref}` or the head of #{p['pr']}")
+        stats = await build_index(cfg, job.redis, job.config.env.data_dir, say=lambda m: None)
+    except (ProvenanceError, git.GitError) as exc:
+        raise JobFailed(f"the upstream index could not be refreshed: {exc}")
+    pull = await pull_mod.fetch(job, p["repo"], p["pr"], "checking a PR")
+    repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
+    created = _epoch(pr.get("created_at"))
+    if base is None:
+        raise JobFailed(f"cannot find the base `{pull.base_ref}` of #{p['pr']}")
+    gh = job.services.github
     await job.audit.write("provenance", "index", json.dumps(stats))
     if not quiet:
         await job.thread.status("running", "checking")

@@ -180,8 +180,7 @@ async def resolve_conflicts(job, repo, original, onto, result: git.PickResult, m
     complaint = ""
     message = original.message
     for attempt in (1, 2):
-        ws = Workspace(repo, working if attempt == 1 else ws.working, editable, onto, parent, original,
-                       _diff_text(repo, parent, original))
+        ws = Workspace(repo, working, editable, onto, parent, original, _diff_text(repo, parent, original))
         files = "\n\n".join(f'<conflict path="{render.inert(p)}">\n{render.clip(t or "(deleted on one side)", FILE_MAX)}'
                             "\n</conflict>" for p, t in ws.working.items())
         prompt = (f"Cherry-picking commit {original.id} onto the release branch conflicts in "
@@ -201,6 +200,7 @@ async def resolve_conflicts(job, repo, original, onto, result: git.PickResult, m
         if not complaint:
             return Outcome(True, tree=new_tree, changed=sorted(ws.working))
         await job.audit.write("resolve", "rejected", complaint, attempt=attempt)
+        working = ws.working            # the retry starts from the rejected attempt, with the complaint
         await job.say(f":no_entry: The checker rejected Claude's resolution (attempt {attempt}): {complaint}",
                       once=f"reject:{original.id}:{attempt}")
     return Outcome(False, f"Claude's resolution was rejected twice; last reason: {complaint}")

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import ClientSession
 
-from tests.conftest import CHANNEL, MAINTAINER, OUTSIDER, config_dict
+from tests.conftest import CHANNEL, OUTSIDER, config_dict
 from tests.gitrepo import numbered
 
 

@@ -4,7 +4,6 @@ Messages are kept per channel, so tests read parents and threads the way a perso
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 

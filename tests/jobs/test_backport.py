@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import config_dict
-from tests.fakes.anthropic import text, tool
+from tests.fakes.anthropic import tool
 from tests.gitrepo import numbered
 
 
@@ -102,7 +102,7 @@ async def test_rebase_merged_pr_brings_each_commit(make_bot, base_repo, github):
 
 
 async def test_a_renamed_file_is_followed(make_bot, base_repo, github):
-    moved = base_repo.commit("main", {"src/a.c": None, "lib/a_renamed.c": numbered(40)}, "Move a.c to lib/")
+    base_repo.commit("main", {"src/a.c": None, "lib/a_renamed.c": numbered(40)}, "Move a.c to lib/")
     fix = base_repo.commit("main", {"lib/a_renamed.c": numbered(40).replace("line 12\n", "line twelve\n")},
                            "Fix twelve")
     bot = await make_bot(config_dict(base_repo))

@@ -79,7 +79,7 @@ class World:
         self.up = RepoBuilder(tmp / "upstream.git")
         bsd = {"src/server.c": bsd_style("processCommand"), "src/db.c": bsd_style("lookupKeyGeneric"),
                "deps/lib/vendored.c": bsd_style("vendoredThing")}
-        c1 = self.up.commit("unstable", bsd, "Initial BSD code")
+        self.up.commit("unstable", bsd, "Initial BSD code")
         self.bsd_fix = bsd_style("expireIfNeeded", 14)
         c2 = self.up.commit("unstable", {"src/expire.c": self.bsd_fix}, "Fix expire (BSD era)")
         self.up.branch("7.2", c2)

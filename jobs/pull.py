@@ -1,0 +1,47 @@
+"""A pull request brought into the repo's mirror: its GitHub metadata, its head commit and its base tip.
+Shared by the jobs that examine a PR's code (provenance, adversarial)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pygit2
+
+from bot.github import GitHubError
+from jobs import git
+from jobs.runtime import JobFailed
+
+
+@dataclass
+class Pull:
+    pr: dict
+    repo: pygit2.Repository
+    head: pygit2.Commit
+    base: pygit2.Commit | None
+    head_sha: str
+    base_ref: str
+
+
+async def fetch(job, repo_name: str, number: int, purpose: str) -> Pull:
+    """GitHub metadata, then the PR's head fetched into the mirror (refs/pull/N/head)."""
+    gh = job.services.github
+    if gh is None:
+        raise JobFailed(f"{purpose} needs GitHub credentials (GITHUB_TOKEN or a GitHub App)")
+    repo_cfg = job.config.repo(repo_name)
+    try:
+        pr = await gh.pull(repo_name, number)
+    except GitHubError as exc:
+        if exc.status == 404:
+            raise JobFailed(f"PR #{number} does not exist in {repo_name}")
+        raise
+    head_sha = (pr.get("head") or {}).get("sha", "")
+    base_ref = (pr.get("base") or {}).get("ref", repo_cfg.default_branch)
+    mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
+    try:
+        await asyncio.to_thread(mirror.sync)
+        repo = await asyncio.to_thread(mirror.fetch_pull, number)
+        head = repo[pygit2.Oid(hex=head_sha)]
+    except (git.GitError, KeyError, ValueError) as exc:
+        raise JobFailed(f"cannot fetch #{number}: {exc}")
+    return Pull(pr, repo, head, git.branch_tip(repo, base_ref), head_sha, base_ref)
