@@ -117,7 +117,8 @@ async def _ack_text(services, inv: Invocation, requests: list[JobRequest], submi
 
 
 async def start_threads(services, chat, outcome: Outcome) -> None:
-    """After the ack: post each new job's parent message (the worker waits for it, or posts it itself)."""
+    """Post each new job's parent message now (the console does, to print it right under the command; in Slack
+    a worker's announcer does it, and the claim keeps it to one post either way)."""
     from jobs.runtime import JobThread
 
     for sub in outcome.created:
@@ -149,12 +150,6 @@ def _listener(services, chat, name: str):
         await ack(text=outcome.text, response_type="ephemeral")
         if outcome.later is not None:
             await respond(text=await finish_later(outcome), response_type="ephemeral")
-        try:
-            await start_threads(services, chat, outcome)
-        except Exception as exc:  # the worker posts the parent itself if we could not
-            log.warning("could not start thread for %s: %s", [s.key for s in outcome.created], exc)
-            await respond(text=f"I queued the job but could not post in this channel ({exc}). "
-                               "Invite me to the channel, or look for the thread once a worker picks it up.",
-                          response_type="ephemeral")
+        # A worker posts each new job's parent message (jobs.worker.announce), not this process.
 
     return listener

@@ -72,6 +72,11 @@ class BotQueue(RedisQueue):
     sweep_every_s = 10
     grace_s = 1.0
 
+    @property
+    def announce_key(self) -> str:
+        """Keys of new jobs whose parent message is still to be posted."""
+        return f"bot:announce:{self.name}"
+
     async def sweep(self, lock: int | None = None, abort: float = 5.0) -> list[str]:
         if not await self.redis.set(self._sweep, "1", nx=True, ex=max(1, int(lock or self.sweep_every_s))):
             return []
@@ -103,7 +108,9 @@ class BotQueue(RedisQueue):
     async def enqueue_with_record(self, job: Job, record_key: str, record: dict, ttl_s: int,
                                   clear: list[str]) -> bool:
         """SAQ's keyed enqueue and our job record in one atomic round trip: the record is written (and the
-        `clear` keys of an earlier run removed) only when the job was really enqueued. False: the key is alive."""
+        `clear` keys of an earlier run removed) only when the job was really enqueued, and the job's key is
+        pushed onto the announce list, from which a worker posts its parent message at once (jobs.worker).
+        False: the key is alive."""
         if self._record_script is None:
             self._record_script = self.redis.register_script("""
                 if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
@@ -112,9 +119,10 @@ class BotQueue(RedisQueue):
                 redis.call('SET', KEYS[2], ARGV[1])
                 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
                 if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
-                for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+                for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end
+                redis.call('RPUSH', KEYS[6], ARGV[4])
                 redis.call('DEL', KEYS[5])
-                redis.call('HSET', KEYS[5], unpack(ARGV, 4))
+                redis.call('HSET', KEYS[5], unpack(ARGV, 5))
                 redis.call('EXPIRE', KEYS[5], ARGV[3])
                 return 1
             """)
@@ -125,8 +133,8 @@ class BotQueue(RedisQueue):
         fields = [str(x) for kv in record.items() for x in kv]
         async with self._op_sem:
             done = await self._record_script(keys=[self._incomplete, job.id, self._queued, job.abort_id, record_key,
-                                                   *clear],
-                                             args=[self.serialize(job), job.scheduled, ttl_s, *fields],
+                                                   self.announce_key, *clear],
+                                             args=[self.serialize(job), job.scheduled, ttl_s, job.key, *fields],
                                              client=self.redis)
         return bool(done)
 

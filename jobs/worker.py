@@ -5,6 +5,7 @@ worker that died to another one, which resumes from the first stage not yet done
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 
@@ -13,6 +14,7 @@ from saq import Worker
 from bot import config as config_mod
 from bot.chat import Chat
 from bot.services import Services
+from jobs.queue import job_info
 from jobs.runtime import JobFailed, JobRun, NeedsPerson
 
 log = logging.getLogger(__name__)
@@ -92,18 +94,59 @@ async def _heartbeat(job, every_s: int) -> None:
             log.warning("heartbeat for %s failed: %s", job.key, exc)
 
 
+async def announce(services: Services, width: int = 8) -> None:
+    """Post the parent message of every newly queued job at once, whether or not a job slot is free, so the
+    web process only verifies, authorises and enqueues. Runs beside the job slots in every worker."""
+    from jobs.runtime import JobThread
+
+    sem = asyncio.Semaphore(width)
+    pending: set[asyncio.Task] = set()
+
+    async def post(key: str) -> None:
+        async with sem:
+            try:
+                info = await job_info(services.redis, key)
+                chat = services.chats.get(info.get("dest", ""))
+                quiet = json.loads(info.get("params") or "{}").get("quiet")   # speaks only if it finds something
+                if chat is not None and info.get("channel") and not info.get("thread_ts") and not quiet:
+                    await JobThread(chat, services.redis, key, info=info).parent_ts()
+            except Exception as exc:   # the job posts its parent itself when it starts
+                log.warning("could not post the parent message of %s: %s", key, exc)
+
+    name = services.queue.announce_key
+    while True:
+        try:
+            item = await services.redis.blpop([name], timeout=1)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:       # the store is down: wait, the job is not lost
+            log.warning("announce: %s", exc)
+            await asyncio.sleep(1)
+            continue
+        if item:
+            task = asyncio.create_task(post(item[1].decode()))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+
 def make_worker(services: Services, *, concurrency: int | None = None, **kwargs) -> Worker:
     q = services.config.queue
     kinds()   # import every job module now, not inside the first job
+    tasks: list[asyncio.Task] = []
 
     async def startup(ctx):
         ctx["services"] = services
+        tasks.append(asyncio.create_task(announce(services)))
+
+    async def shutdown(ctx):
+        for task in tasks:
+            task.cancel()
 
     from saq import CronJob
 
     return Worker(services.queue, functions=[run_job], concurrency=concurrency or q.concurrency,
                   cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)],
-                  startup=startup, timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1},
+                  startup=startup, shutdown=shutdown, timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1},
                   shutdown_grace_period_s=0, **kwargs)
 
 
