@@ -32,13 +32,13 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 
 
 class GitHubClient:
-    def __init__(self, base_url: str, token: str = "", app_id: str = "", private_key: str = ""):
+    def __init__(self, base_url: str, token: str = "", app_id: str = "", private_key: str = "", timeout: float = 30):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.app_id = app_id
         self.private_key = private_key
         self._installations: dict[str, GitHub] = {}
-        kwargs = dict(base_url=self.base_url, timeout=30, auto_retry=True, http_cache=False)
+        kwargs = dict(base_url=self.base_url, timeout=timeout, auto_retry=True, http_cache=False)
         if token:
             self._default = GitHub(TokenAuthStrategy(token), **kwargs)
         else:

@@ -206,6 +206,10 @@ async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budg
     table = await command_table(harness)
     commands = list(dict.fromkeys(from_diff + table)) or ["PING"]
     await job.audit.write("attack", "commands", ", ".join(commands[:200]))
+    isolation = ("each attempt in its own network namespace (loopback only)" if can_unshare_net()
+                 else "network NOT isolated: `unshare -n` is not permitted on this machine")
+    await job.say(f"Sandbox: a fresh target per attempt under CPU/memory/file limits, no secrets, {isolation}.",
+                  once="sandbox")
     llm = job.services.llm
     if llm is None:
         await job.say(f"No ANTHROPIC_API_KEY is set, so the built-in generator attacks "

@@ -106,7 +106,7 @@ class BotQueue(RedisQueue):
     _record_script = None
 
     async def enqueue_with_record(self, job: Job, record_key: str, record: dict, ttl_s: int,
-                                  clear: list[str]) -> bool:
+                                  clear: list[str], announce: bool = True) -> bool:
         """SAQ's keyed enqueue and our job record in one atomic round trip: the record is written (and the
         `clear` keys of an earlier run removed) only when the job was really enqueued, and the job's key is
         pushed onto the announce list, from which a worker posts its parent message at once (jobs.worker).
@@ -120,9 +120,9 @@ class BotQueue(RedisQueue):
                 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
                 if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
                 for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end
-                redis.call('RPUSH', KEYS[6], ARGV[4])
+                if ARGV[5] == '1' then redis.call('RPUSH', KEYS[6], ARGV[4]) end
                 redis.call('DEL', KEYS[5])
-                redis.call('HSET', KEYS[5], unpack(ARGV, 5))
+                redis.call('HSET', KEYS[5], unpack(ARGV, 6))
                 redis.call('EXPIRE', KEYS[5], ARGV[3])
                 return 1
             """)
@@ -134,7 +134,8 @@ class BotQueue(RedisQueue):
         async with self._op_sem:
             done = await self._record_script(keys=[self._incomplete, job.id, self._queued, job.abort_id, record_key,
                                                    self.announce_key, *clear],
-                                             args=[self.serialize(job), job.scheduled, ttl_s, job.key, *fields],
+                                             args=[self.serialize(job), job.scheduled, ttl_s, job.key,
+                                                   "1" if announce else "0", *fields],
                                              client=self.redis)
         return bool(done)
 
@@ -171,8 +172,10 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
                 "status": "queued", "run": "1", "created": str(round(time.time(), 3))}
         name = info_key(key)
         # A fresh request forgets the checkpoints and posted-once marks of any earlier run with this key.
+        # Quiet jobs (webhook checks, no-ops) get no parent message unless they have something to say.
         if await queue.enqueue_with_record(job, name, info, ttl_days * 86400,
-                                           [f"{name}:stages", f"{name}:once", f"{name}:parent-claim"]):
+                                           [f"{name}:stages", f"{name}:once", f"{name}:parent-claim"],
+                                           announce=not req.params.get("quiet")):
             return Submitted(key, True, info)
         return Submitted(key, False, await job_info(redis, key))
     except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:

@@ -70,6 +70,7 @@ class FakeGitHub(FakeServer):
                 body = await request.json() if request.can_read_body else {}
                 name = handler.__name__
                 self.calls.append((name, {"path": path, "body": body, "query": dict(request.query)}))
+                await self.maybe_hang(name)
                 failure = self.take_failure(name)
                 if failure is not None:
                     return failure

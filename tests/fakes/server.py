@@ -15,6 +15,7 @@ class FakeServer:
         self.port = 0
         self.calls: list[tuple[str, dict]] = []   # (name, payload), in order
         self.failures: dict[str, list[tuple[int, dict, str]]] = {}  # name -> [(status, headers, body)]
+        self.hangs: dict[str, float] = {}     # name -> seconds to sit on a request before answering
 
     @property
     def url(self) -> str:
@@ -36,6 +37,10 @@ class FakeServer:
              body: str = '{"ok": false, "error": "internal_error"}') -> None:
         """The next `times` calls of `name` answer `status` instead of working."""
         self.failures.setdefault(name, []).extend([(status, headers or {}, body)] * times)
+
+    async def maybe_hang(self, name: str) -> None:
+        if self.hangs.get(name):
+            await asyncio.sleep(self.hangs[name])
 
     def take_failure(self, name: str) -> web.Response | None:
         queue = self.failures.get(name)

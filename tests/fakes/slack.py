@@ -49,6 +49,7 @@ class FakeSlack(FakeServer):
             args = dict(await request.post())
         args.update({k: v for k, v in request.query.items()})
         self.calls.append((method, args))
+        await self.maybe_hang(method)
         failure = self.take_failure(method)
         if failure is not None:
             return failure
