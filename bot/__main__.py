@@ -53,7 +53,7 @@ async def _console(cfg, url: str) -> None:
         banner += (f"\nNo bot.toml, so this is the offline demo: repo demo/calc at {info['remote']}, release 1.0 → "
                    f"branch release/1.0.\nTry:  /backport 1.0 {info['fix'][:10]}     (a clean backport)\n"
                    f"      /backport 1.0 {info['conflict'][:10]}     (a conflict that needs a person)\n"
-                   f"      /summarize 1.0..main            (what changed since the release, from the diff)")
+                   f"      /summarize 1.0..main         (what changed since the release, from the diff)")
     await console.run(cfg, url, banner=banner)
 
 
