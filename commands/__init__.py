@@ -136,13 +136,12 @@ async def finish_later(outcome: Outcome) -> str:
 
 def register(app, services) -> None:
     """Wire every command and the job buttons into a Bolt AsyncApp."""
-    chat = services.chats["slack"]
     for name in ["help", *COMMANDS]:
-        app.command(f"/{name}")(_listener(services, chat, name))
+        app.command(f"/{name}")(_listener(services, name))
     jobctl.register(app, services)
 
 
-def _listener(services, chat, name: str):
+def _listener(services, name: str):
     async def listener(ack, command, respond):
         inv = Invocation(command=name, text=command.get("text", ""), user=command["user_id"],
                          channel=command["channel_id"], dest="slack", services=services)
