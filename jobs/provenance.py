@@ -253,27 +253,65 @@ class Finding:
         return out
 
 
-def _own_prints(repo: pygit2.Repository, exclude: set[str], cfg: ProvConfig) -> dict[int, int]:
-    """Fingerprint → earliest commit time in our own history (every local branch, the change itself aside)."""
-    earliest: dict[int, int] = {}
-    walker = None
-    for ref in repo.references:
-        if not ref.startswith("refs/heads/"):
-            continue
-        target = repo.references[ref].peel(pygit2.Commit).id
-        if walker is None:
-            walker = repo.walk(target, pygit2.enums.SortMode.TIME)
-        else:
-            walker.push(target)
-    for commit in walker or []:
+OWN_MIN = """
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if not v or tonumber(v) > tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+end
+return 1
+"""
+
+
+class OwnHistory:
+    """Fingerprint → earliest commit time in our own repository's history (every local branch), kept in Redis
+    and brought up to date incrementally at each check, so a large repository is walked once."""
+
+    def __init__(self, redis, repo: pygit2.Repository):
+        self.r = redis
+        self.key = f"{PREFIX}:own:{hashlib.sha1(repo.path.encode()).hexdigest()[:12]}"
+        self.update_script = redis.register_script(OWN_MIN)
+
+    async def refresh(self, repo: pygit2.Repository, exclude: set[str], cfg: ProvConfig) -> int:
+        done = json.loads(_s(await self.r.get(self.key + ":tips")) or "[]")
+        tips = [str(repo.references[r].peel(pygit2.Commit).id) for r in repo.references if r.startswith("refs/heads/")]
+        batches = await asyncio.to_thread(_own_prints, repo, tips, done, exclude, cfg)
+        for when, hashes in batches:
+            for start in range(0, len(hashes), 1000):
+                await self.update_script(keys=[self.key], args=[when, *hashes[start:start + 1000]])
+        await self.r.set(self.key + ":tips", json.dumps(sorted(set(tips) | set(done))))
+        return len(batches)
+
+    async def times(self, hashes: list[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for start in range(0, len(hashes), 1000):
+            batch = hashes[start:start + 1000]
+            for h, v in zip(batch, await self.r.hmget(self.key, [str(x) for x in batch])):
+                if v is not None:
+                    out[h] = int(v)
+        return out
+
+
+def _own_prints(repo, tips: list[str], done: list[str], exclude: set[str], cfg: ProvConfig) -> list[tuple[int, list[str]]]:
+    """(commit time, fingerprints) of every own commit not seen by an earlier refresh, the change itself aside."""
+    if not tips:
+        return []
+    walker = repo.walk(pygit2.Oid(hex=tips[0]), pygit2.enums.SortMode.TIME)
+    for tip in tips[1:]:
+        walker.push(pygit2.Oid(hex=tip))
+    for tip in done:
+        try:
+            walker.hide(pygit2.Oid(hex=tip))
+        except (KeyError, ValueError, pygit2.GitError):
+            pass
+    out = []
+    for commit in walker:
         if str(commit.id) in exclude or len(commit.parents) != 1:
             continue
         _, files = commit_signals(repo, commit, cfg)
-        for f in files:
-            for h in list(f.prints.exact) + list(f.prints.abstract):
-                if h not in earliest or commit.commit_time < earliest[h]:
-                    earliest[h] = commit.commit_time
-    return earliest
+        hashes = sorted({str(h) for f in files for h in list(f.prints.exact) + list(f.prints.abstract)})
+        if hashes:
+            out.append((commit.commit_time, hashes))
+    return out
 
 
 async def check(cfg: ProvConfig, redis, repo: pygit2.Repository, base: pygit2.Commit, head: pygit2.Commit,
@@ -284,11 +322,12 @@ async def check(cfg: ProvConfig, redis, repo: pygit2.Repository, base: pygit2.Co
     walker = repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
     walker.hide(base.id)
     commits = [c for c in walker]
-    own = await asyncio.to_thread(_own_prints, repo, {str(c.id) for c in commits}, cfg)
+    history = OwnHistory(redis, repo)
+    await history.refresh(repo, {str(c.id) for c in commits}, cfg)
     upstream_repo = _mirror(cfg, data_dir).repo()
     findings: list[Finding] = []
     for commit in commits:
-        findings.extend(await _check_commit(cfg, index, repo, upstream_repo, commit, own, created_at))
+        findings.extend(await _check_commit(cfg, index, repo, upstream_repo, commit, history, created_at))
     return findings
 
 
@@ -297,7 +336,8 @@ async def _meta(index: Index, sha: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
-async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, own: dict, created_at) -> list[Finding]:
+async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history: OwnHistory,
+                        created_at) -> list[Finding]:
     sha = str(commit.id)
     out: list[Finding] = []
 
@@ -328,6 +368,7 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, own: dic
     if len(commit.parents) != 1:
         return out
     pid, files = commit_signals(repo, commit, cfg)
+    own = await history.times([h for f in files for h in list(f.prints.exact) + list(f.prints.abstract)])
     for f in files:
         markers = fp.licence_markers(f.added.text)
         if markers:

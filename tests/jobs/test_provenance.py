@@ -354,3 +354,12 @@ async def test_webhook_checks_every_pr_and_speaks_only_when_suspect(tmp_path, ma
     parents = slack.parents(NOTIFY)
     assert len(parents) == 1 and "#9" in parents[0]["text"]          # the clean PR made no noise
     assert "*Provenance: suspect*" in bot.thread_of(info)
+
+
+async def test_our_own_history_is_walked_once_then_incrementally(world):
+    base, head = world.pr("inc", {"src/fresh.c": own_style("freshOwn", 20)})
+    await verdict(world, base, head)
+    history = provenance.OwnHistory(world.redis, world.down.repo)
+    assert await history.refresh(world.down.repo, set(), world.cfg) == 0      # nothing new since the check
+    world.down.commit("unstable", {"src/more.c": own_style("moreOwn", 20)}, "More of our own work")
+    assert await history.refresh(world.down.repo, set(), world.cfg) == 1      # only the new commit is read
