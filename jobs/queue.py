@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from saq import Job, Queue, Status
@@ -42,11 +42,22 @@ class JobRequest:
     dest: str = "slack"               # which Chat posts it: "slack" or "console"
     origin: dict = field(default_factory=dict)  # e.g. the GitHub comment that asked
 
+    def for_worker(self) -> dict:
+        """What the job itself carries: what a worker reads. Where its thread is, and the summary, live in the
+        job record, written in the same step; a small job is serialised faster at each of its status changes."""
+        return {"kind": self.kind, "params": self.params, "dest": self.dest, "requester": self.requester}
+
     @property
     def key(self) -> str:
-        canonical = json.dumps({"kind": self.kind, "params": self.params}, sort_keys=True)
+        """Same kind and params, same key: the canonical JSON of both, hashed."""
+        return self.keyed()[0]
+
+    def keyed(self) -> tuple[str, str]:
+        """The key, and the params as JSON (sorted keys), which the job record keeps."""
+        params = json.dumps(self.params, sort_keys=True)
+        canonical = f'{{"kind": {json.dumps(self.kind)}, "params": {params}}}'
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
-        return f"{PREFIXES.get(self.kind, self.kind)}-{digest}"
+        return f"{PREFIXES.get(self.kind, self.kind)}-{digest}", params
 
 
 @dataclass
@@ -58,6 +69,17 @@ class Submitted:
 
 def info_key(key: str) -> str:
     return f"bot:job:{key}"
+
+
+class BotJob(Job):
+    """A SAQ job whose log line is short: SAQ formats `info()` for every enqueue, start and finish, whether or
+    not INFO is logged, and the default lists every field, the request's parameters (user input) included."""
+
+    def info(self, full: bool = False) -> str:
+        if full:
+            return super().info(True)
+        status = self.status.name.lower() if isinstance(self.status, Status) else self.status
+        return f"Job<{self.key} {status} attempt {self.attempts}>"
 
 
 class BotQueue(RedisQueue):
@@ -103,6 +125,17 @@ class BotQueue(RedisQueue):
         return swept
 
 
+    def deserialize(self, payload, status=None):
+        """SAQ's deserialize, making BotJobs."""
+        if not payload:
+            return None
+        job_dict = payload if isinstance(payload, dict) else self._load(payload)
+        if job_dict.pop("queue") != self.name:
+            raise ValueError(f"job {job_dict.get('key')} fetched by the wrong queue: {self.name}")
+        if status:
+            job_dict["status"] = status
+        return BotJob(**job_dict, queue=self)
+
     _record_script = None
 
     async def enqueue_with_record(self, job: Job, record_key: str, record: dict, ttl_s: int,
@@ -110,7 +143,7 @@ class BotQueue(RedisQueue):
         """SAQ's keyed enqueue and our job record in one atomic round trip: the record is written (and the
         `clear` keys of an earlier run removed) only when the job was really enqueued, and the job's key is
         pushed onto the announce list, from which a worker posts its parent message at once (jobs.worker).
-        False: the key is alive."""
+        `record` maps field names to strings; it travels as one JSON argument. False: the key is alive."""
         if self._record_script is None:
             self._record_script = self.redis.register_script("""
                 if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
@@ -119,10 +152,14 @@ class BotQueue(RedisQueue):
                 redis.call('SET', KEYS[2], ARGV[1])
                 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
                 if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
-                for i = 7, #KEYS do redis.call('DEL', KEYS[i]) end
                 if ARGV[5] == '1' then redis.call('RPUSH', KEYS[6], ARGV[4]) end
-                redis.call('DEL', KEYS[5])
-                redis.call('HSET', KEYS[5], unpack(ARGV, 6))
+                redis.call('DEL', KEYS[5], unpack(KEYS, 7))
+                local fields = {}
+                for k, v in pairs(cjson.decode(ARGV[6])) do
+                    fields[#fields + 1] = k
+                    fields[#fields + 1] = v
+                end
+                redis.call('HSET', KEYS[5], unpack(fields))
                 redis.call('EXPIRE', KEYS[5], ARGV[3])
                 return 1
             """)
@@ -130,12 +167,11 @@ class BotQueue(RedisQueue):
         job.queued = now()
         job.status = Status.QUEUED
         await self._before_enqueue(job)
-        fields = [str(x) for kv in record.items() for x in kv]
         async with self._op_sem:
             done = await self._record_script(keys=[self._incomplete, job.id, self._queued, job.abort_id, record_key,
                                                    self.announce_key, *clear],
                                              args=[self.serialize(job), job.scheduled, ttl_s, job.key,
-                                                   "1" if announce else "0", *fields],
+                                                   "1" if announce else "0", json.dumps(record)],
                                              client=self.redis)
         return bool(done)
 
@@ -160,16 +196,16 @@ async def set_info(redis: aioredis.Redis, key: str, ttl_days: int = 30, **fields
 async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeout_s: int = 7200,
                  heartbeat_s: int = 30, retries: int = 3, ttl_days: int = 30) -> Submitted:
     """Enqueue `req` unless the same request is alive; raises QueueUnavailable when the store is down."""
-    key = req.key
+    key, params = req.keyed()
     try:
         # SAQ's enqueue script refuses a key that is still incomplete (queued, active or waiting to retry),
         # which is exactly "alive": no separate look-up is needed.
-        job = Job(function="run_job", key=key, kwargs={"request": asdict(req)}, timeout=timeout_s,
+        job = BotJob(function="run_job", key=key, kwargs={"request": req.for_worker()}, timeout=timeout_s,
                   heartbeat=heartbeat_s, retries=retries, retry_delay=2.0, retry_backoff=60.0,
                   ttl=ttl_days * 86400)
         info = {"kind": req.kind, "summary": req.summary, "requester": req.requester, "channel": req.channel,
-                "dest": req.dest, "params": json.dumps(req.params), "origin": json.dumps(req.origin),
-                "status": "queued", "run": "1", "created": str(round(time.time(), 3))}
+                "dest": req.dest, "params": params, "origin": json.dumps(req.origin),
+                "status": "queued", "run": "1", "created": f"{time.time():.3f}"}
         name = info_key(key)
         # A fresh request forgets the checkpoints and posted-once marks of any earlier run with this key.
         # Quiet jobs (webhook checks, no-ops) get no parent message unless they have something to say.
@@ -191,10 +227,9 @@ async def requeue(queue: Queue, redis: aioredis.Redis, key: str, *, timeout_s: i
     existing = await queue.job(key)
     if existing is not None and existing.status in ALIVE:
         return False
-    request = {k: info.get(k, "") for k in ("kind", "summary", "requester", "channel", "dest")}
+    request = {k: info.get(k, "") for k in ("kind", "requester", "dest")}
     request["params"] = json.loads(info.get("params", "{}"))
-    request["origin"] = json.loads(info.get("origin", "{}") or "{}")
-    job = Job(function="run_job", key=key, kwargs={"request": request}, timeout=timeout_s, heartbeat=heartbeat_s,
+    job = BotJob(function="run_job", key=key, kwargs={"request": request}, timeout=timeout_s, heartbeat=heartbeat_s,
               retries=retries, retry_delay=2.0, retry_backoff=60.0, ttl=30 * 86400)
     if await queue.enqueue(job) is None:
         return False

@@ -29,7 +29,8 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         log.error("job %s wants chat %r, which this worker does not have", job.key, request.get("dest"))
         return "no-chat"
     run = JobRun(job.key, request, services, chat, attempt=job.attempts)
-    beat = asyncio.create_task(_heartbeat(job, services.config.queue.heartbeat_s))
+    beating: set = ctx["beating"]      # the worker's heartbeat loop touches these
+    beating.add(job)
     services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
     try:
         if job.attempts > 1:
@@ -61,15 +62,20 @@ async def run_job(ctx: dict, *, request: dict) -> str:
                        f"({exc.__class__.__name__}: {str(exc)[:200]}); the audit log has the details")
         return "failed"
     finally:
-        beat.cancel()
+        beating.discard(job)
+
+
+_KINDS: dict = {}
 
 
 def kinds() -> dict:
     """Job kind → `async def run(job: JobRun)`."""
-    from jobs import adversarial, backport, firstissue, provenance, summarize
+    if not _KINDS:
+        from jobs import adversarial, backport, firstissue, provenance, summarize
 
-    return {"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
-            "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop}
+        _KINDS.update({"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
+                       "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop})
+    return _KINDS
 
 
 async def noop(job) -> None:
@@ -85,13 +91,16 @@ async def follow_ups(ctx: dict) -> list[str]:
     return await firstissue.follow_up(services, services.clock())
 
 
-async def _heartbeat(job, every_s: int) -> None:
+async def heartbeat(beating: set, every_s: int) -> None:
+    """One loop per worker touches every running job a few times per heartbeat period, so the sweep can
+    tell a live job from one whose worker died."""
     while True:
         await asyncio.sleep(max(every_s / 3, 0.2))
-        try:
-            await job.update()
-        except Exception as exc:  # the store is down: the sweep decides, not us
-            log.warning("heartbeat for %s failed: %s", job.key, exc)
+        for job in list(beating):
+            try:
+                await job.update()
+            except Exception as exc:  # the store is down: the sweep decides, not us
+                log.warning("heartbeat for %s failed: %s", job.key, exc)
 
 
 async def announce(services: Services, width: int = 8) -> None:
@@ -136,7 +145,9 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
 
     async def startup(ctx):
         ctx["services"] = services
+        ctx["beating"] = set()
         tasks.append(asyncio.create_task(announce(services)))
+        tasks.append(asyncio.create_task(heartbeat(ctx["beating"], q.heartbeat_s)))
 
     async def shutdown(ctx):
         for task in tasks:
