@@ -74,7 +74,7 @@ class Escalation:
     hints: list[str] = field(default_factory=list)
 
 
-def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...]) -> tuple[str, list]:
+def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...], run: str = "1") -> tuple[str, list]:
     text = f"{mention_list(maintainers)} A maintainer is needed: stage *{esc.stage}* — {esc.reason}".lstrip()
     blocks = [section(text)]
     if esc.files:
@@ -93,9 +93,9 @@ def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...
         "block_id": "job_actions",
         "elements": [
             {"type": "button", "action_id": "job_retry", "text": {"type": "plain_text", "text": "Retry"},
-             "style": "primary", "value": job_key},
+             "style": "primary", "value": f"{job_key}:{run}"},     # a button acts on its own run only
             {"type": "button", "action_id": "job_dismiss", "text": {"type": "plain_text", "text": "Dismiss"},
-             "value": job_key},
+             "value": f"{job_key}:{run}"},
         ],
     })
     return text, blocks[:BLOCKS_MAX]

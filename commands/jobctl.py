@@ -14,7 +14,16 @@ from jobs.runtime import JobThread
 log = logging.getLogger(__name__)
 
 
-async def retry(services, key: str, user: str) -> str:
+def _stale(key: str, info: dict, run: str | None) -> str:
+    """Why a button of an earlier run no longer acts ('' when it does)."""
+    if run is not None and run != info.get("run", "1"):
+        return f"Job `{key}` has run again since this message (run {info.get('run')}); use the latest one."
+    return ""
+
+
+async def retry(services, key: str, user: str, run: str | None = None) -> str:
+    """Run the job again from its first stage not yet done. `run`: the run whose escalation was clicked
+    (buttons), None for the current one (console). A run is retried once, however often it is clicked."""
     if not await services.auth.is_maintainer(user):
         return "Sorry, only maintainers can retry a job."
     info = await job_info(services.redis, key)
@@ -22,9 +31,15 @@ async def retry(services, key: str, user: str) -> str:
         return f"No job `{key}` is known (jobs are kept 30 days)."
     if info.get("status") == "dismissed":
         return f"Job `{key}` was dismissed; ask for it again with its command."
+    if stale := _stale(key, info, run):
+        return stale
+    claim = f"bot:job:{key}:retried:{info.get('run', '1')}"
+    if not await services.redis.set(claim, user, nx=True, ex=30 * 86400):
+        return f"Job `{key}` was already retried."
     q = services.config.queue
     if not await requeue(services.queue, services.redis, key, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
                          retries=q.retries):
+        await services.redis.delete(claim)
         return f"Job `{key}` is already queued or running."
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
     await thread.reply(f":repeat: <@{user}> asked for a retry; starting from the first stage not yet done.")
@@ -32,12 +47,14 @@ async def retry(services, key: str, user: str) -> str:
     return f"Retrying job `{key}`."
 
 
-async def dismiss(services, key: str, user: str) -> str:
+async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
     if not await services.auth.is_maintainer(user):
         return "Sorry, only maintainers can dismiss a job."
     info = await job_info(services.redis, key)
     if not info:
         return f"No job `{key}` is known (jobs are kept 30 days)."
+    if stale := _stale(key, info, run):
+        return stale
     existing = await services.queue.job(key)
     if existing is not None and existing.status in ("queued", "active"):
         return f"Job `{key}` is running; wait for it to stop before dismissing it."
@@ -79,10 +96,10 @@ def register(app, services) -> None:
 
 
 async def _button(services, chat, body, action) -> None:
-    key = body["actions"][0]["value"]
+    key, _, run = str(body["actions"][0].get("value", "")).partition(":")
     user = body["user"]["id"]
     channel = body.get("channel", {}).get("id", "")
-    text = await action(services, key, user)
+    text = await action(services, key, user, run or None)
     message = body.get("message") or {}
     if text.startswith(("Retrying", "Dismissed job")) and message.get("ts"):
         # Take the buttons off the escalation so the thread shows what was decided.

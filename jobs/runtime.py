@@ -157,7 +157,8 @@ class JobRun:
         await self.thread.status("done", detail)
 
     async def escalate(self, esc: render.Escalation) -> None:
-        text, blocks = render.escalation_blocks(self.key, esc, self.config.slack.maintainers)
+        run = (await self.thread.info()).get("run", "1")
+        text, blocks = render.escalation_blocks(self.key, esc, self.config.slack.maintainers, run)
         await self.audit.write(esc.stage, "escalated", esc.reason, files=esc.files, commands=esc.commands)
         await self.thread.reply(text, blocks, once="final")
         await self.thread.status("needs a maintainer", f"{esc.stage}: {esc.reason}"[:200])

@@ -171,6 +171,9 @@ class Bot:
                     return r.status, raw
 
     async def click(self, action_id: str, value: str, message: dict, user: str = MAINTAINER) -> int:
+        """Press a button of `message`: Slack sends the button's own value (`value` when it has none)."""
+        value = next((e.get("value", value) for b in message.get("blocks", []) if b.get("type") == "actions"
+                      for e in b.get("elements", []) if e.get("action_id") == action_id), value)
         payload = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user},
                    "api_app_id": "A0001", "token": "legacy", "trigger_id": "1.2.3",
                    "channel": {"id": message["channel"]}, "container": {"type": "message"},

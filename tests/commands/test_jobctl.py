@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from tests.conftest import OUTSIDER, config_dict
 
 
@@ -13,8 +15,9 @@ def seed_conflict(remote):
 
 
 def escalation(slack, info):
+    """The latest escalation with buttons, as the user's client shows it (a copy: later edits don't reach it)."""
     msgs = [m for m in slack.thread(info["thread_ts"]) if any(b.get("type") == "actions" for b in m["blocks"])]
-    return msgs[-1] if msgs else None
+    return copy.deepcopy(msgs[-1]) if msgs else None
 
 
 def escalations(slack, info) -> int:
@@ -44,6 +47,10 @@ async def test_retry_then_dismiss(make_bot, remote, slack):
     info = await bot.final(key)
     assert info["status"] == "needs a maintainer" and info["run"] == "2"
     assert bot.thread_of(info).count("asked for a retry") == 1
+    # The first escalation's button belongs to run 1: pressed now, it does nothing and says why.
+    await bot.click("job_retry", key, message)
+    await slack.wait_for(lambda: any("has run again" in e["text"] for e in slack.ephemerals), what="stale button")
+    assert (await bot.final(key))["run"] == "2"
     # Dismiss: once, the parent says so, the buttons go.
     second = escalation(slack, info)
     await bot.click("job_dismiss", key, second)
