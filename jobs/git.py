@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pygit2
 from pygit2.enums import MergeFileFlag, MergeFlag
+
+log = logging.getLogger(__name__)
 
 BOT_SIGNATURE = ("maintainer-bot", "maintainer-bot@users.noreply.github.com")
 TRAILER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: .+|^\(cherry picked from commit [0-9a-f]+\)$")
@@ -268,13 +271,53 @@ def file_at(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> str | 
     return repo[entry.id].data.decode("utf-8", "replace")
 
 
+def special_paths(repo: pygit2.Repository, trees: list, paths) -> set[str]:
+    """Those of `paths` that are a symbolic link or a submodule in any of `trees`: not text to be edited."""
+    special = {pygit2.enums.FileMode.LINK, pygit2.enums.FileMode.COMMIT}
+    found = set()
+    for path in paths:
+        for tree in trees:
+            try:
+                if tree[path].filemode in special:
+                    found.add(path)
+                    break
+            except (KeyError, ValueError):
+                continue
+    return found
+
+
 def checkout(repo: pygit2.Repository, commit: str, parent_dir: Path) -> Path:
-    """A throwaway checkout of `commit` (a plain directory, no .git), for tests and builds."""
+    """A throwaway checkout of `commit` (a plain directory, no .git), for tests and builds. Symbolic links that
+    point outside it are written as plain files holding the link's text (git's `core.symlinks=false`), so a
+    commit cannot lead a test or build command to files of this machine."""
     parent_dir.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="checkout-", dir=parent_dir))
     repo.checkout_tree(repo[pygit2.Oid(hex=commit)].peel(pygit2.Tree), directory=str(path),
                        strategy=pygit2.enums.CheckoutStrategy.FORCE | pygit2.enums.CheckoutStrategy.RECREATE_MISSING)
+    inert_links(path)
     return path
+
+
+def inert_links(root: Path) -> list[str]:
+    """Replace every symbolic link under `root` that resolves outside it (absolute, `..` past the root, or
+    through another such link) by a plain file holding its target text. Returns their relative paths."""
+    root = Path(os.path.realpath(root))
+    escaping = []
+    for dirpath, dirnames, filenames in os.walk(root):      # os.walk does not follow links to directories
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                continue
+            target = os.path.realpath(full)
+            if target != str(root) and not target.startswith(str(root) + os.sep):
+                escaping.append((full, os.readlink(full)))
+    for full, text in escaping:           # decided first, replaced after: a chain through a link is judged whole
+        os.unlink(full)
+        with open(full, "x", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(text)
+    if escaping:
+        log.warning("checkout %s: %d symbolic link(s) pointing outside written as plain files", root, len(escaping))
+    return sorted(os.path.relpath(f, root) for f, _ in escaping)
 
 
 def remove_checkout(path: Path) -> None:

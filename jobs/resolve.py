@@ -175,7 +175,12 @@ def _diff_text(repo, parent, commit) -> str:
 async def resolve_conflicts(job, repo, original, onto, result: git.PickResult, mainline: int) -> Outcome:
     parent = original.parents[mainline - 1]
     conflicted = {c.path: c.merged for c in result.conflicts}
-    editable = set(result.touched)
+    trees = [parent.tree, onto.tree, original.tree]
+    special = git.special_paths(repo, trees, conflicted)
+    if special:
+        return Outcome(False, "symbolic links and submodules are not resolved by Claude; conflicted: "
+                       + ", ".join(sorted(special)))
+    editable = set(result.touched) - git.special_paths(repo, trees, result.touched)
     working = dict(conflicted)
     complaint = ""
     message = original.message
@@ -216,11 +221,24 @@ def _tree_from_merge(repo, parent, onto, original, files: dict[str, str | None])
             pass
         if text:
             blob = repo.create_blob(text.encode())
-            index.add(pygit2.IndexEntry(path, blob, pygit2.enums.FileMode.BLOB))
+            index.add(pygit2.IndexEntry(path, blob, _mode(original, onto, path)))
     if index.conflicts is not None:
         left = sorted({(c[1] or c[2] or c[0]).path for c in index.conflicts})
         raise git.GitError("conflicts remain outside the resolved files: " + ", ".join(left))
     return str(index.write_tree(repo))
+
+
+def _mode(original, onto, path: str):
+    """The file mode a resolved file keeps: the picked commit's (an executable stays executable), else the
+    branch's; a plain file when neither has it."""
+    for commit in (original, onto):
+        try:
+            mode = commit.tree[path].filemode
+        except KeyError:
+            continue
+        if mode in (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE):
+            return mode
+    return pygit2.enums.FileMode.BLOB
 
 
 async def fix_test_failure(job, repo, picked: dict, output_tail: str) -> Outcome:
@@ -229,6 +247,7 @@ async def fix_test_failure(job, repo, picked: dict, output_tail: str) -> Outcome
     head = repo[pygit2.Oid(hex=picked["head"])]
     base = repo[pygit2.Oid(hex=picked["commits"][0])].parents[0]
     touched = set(git.changed_paths(repo, head, base))
+    touched -= git.special_paths(repo, [base.tree, head.tree], touched)     # links and submodules: not text
     working = {p: git.file_at(repo, head, p) for p in touched if git.file_at(repo, head, p) is not None}
     before = dict(working)
     ws = Workspace(repo, working, set(working), head, base, head, _diff_text(repo, base, head))

@@ -40,7 +40,10 @@ class RepoBuilder:
         return out
 
     def commit(self, branch: str, files: dict[str, str | None], message: str, *, parents: list[str] | None = None,
-               author: pygit2.Signature | None = None, update_ref: bool = True) -> str:
+               author: pygit2.Signature | None = None, update_ref: bool = True,
+               modes: dict[str, int] | None = None) -> str:
+        """A commit on `branch`; `modes` gives some files another mode (a symlink: FileMode.LINK, the text
+        being its target; an executable: FileMode.BLOB_EXECUTABLE)."""
         ref = f"refs/heads/{branch}"
         if parents is None:
             parents = [self.tip(branch)] if ref in self.repo.references else []
@@ -51,7 +54,8 @@ class RepoBuilder:
             if text is None:
                 index.remove(path)
             else:
-                index.add(pygit2.IndexEntry(path, self.repo.create_blob(text.encode()), pygit2.enums.FileMode.BLOB))
+                mode = (modes or {}).get(path, pygit2.enums.FileMode.BLOB)
+                index.add(pygit2.IndexEntry(path, self.repo.create_blob(text.encode()), mode))
         tree = index.write_tree(self.repo)
         s = author or sig()
         oid = self.repo.create_commit(None, s, s, message, tree, [pygit2.Oid(hex=p) for p in parents])

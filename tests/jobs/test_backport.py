@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pygit2
 import pytest
 
 from tests.conftest import config_dict
@@ -344,3 +345,64 @@ async def test_concurrent_jobs_share_one_mirror_safely(make_bot, base_repo, gith
     import pygit2
 
     assert pygit2.Repository(str(mirrors[0])).is_bare
+
+
+async def test_a_symlink_out_of_the_checkout_is_inert_for_the_test_command(make_bot, base_repo, github, tmp_path):
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("HOST-ONLY-CONTENT\n")
+    fix = base_repo.commit("main", {"src/a.c": numbered(40).replace("line 2\n", "line two\n"),
+                                    "leak": str(secret), "src/inner": "a.c"}, "Fix two, and links",
+                           modes={"leak": pygit2.enums.FileMode.LINK, "src/inner": pygit2.enums.FileMode.LINK})
+    check = "cat leak; echo; test -L src/inner && echo inner-link-kept; exit 4"
+    bot = await make_bot(config_dict(base_repo, test_command=check))
+    key, info = await backport(bot, f"1.0 {fix}")
+    assert info["status"] == "needs a maintainer"
+    thread = bot.thread_of(info)
+    assert str(secret) in thread and "inner-link-kept" in thread and "exited with 4" in thread
+    assert "HOST-ONLY-CONTENT" not in thread
+
+
+async def test_a_conflict_in_a_symlink_escalates_without_claude(make_bot, base_repo, github, anthropic):
+    LINK = pygit2.enums.FileMode.LINK
+    base_repo.commit("release/1.0", {"cfg": "configs/release.conf"}, "Release link", modes={"cfg": LINK})
+    base_repo.commit("main", {"cfg": "configs/main.conf"}, "Main link", modes={"cfg": LINK})
+    fix = base_repo.commit("main", {"cfg": "/etc/shadow"}, "Point the link elsewhere", modes={"cfg": LINK})
+    bot = await make_bot(config_dict(base_repo), anthropic=anthropic)
+    key, info = await backport(bot, f"1.0 {fix}")
+    assert info["status"] == "needs a maintainer"
+    assert "symbolic links and submodules are not resolved by Claude" in bot.thread_of(info)
+    assert anthropic.requests == [] and open_prs(github) == []
+
+
+async def test_a_resolved_executable_stays_executable(make_bot, base_repo, github, anthropic):
+    EXE = pygit2.enums.FileMode.BLOB_EXECUTABLE
+    base_repo.commit("main", {"run.sh": numbered(10)}, "Script", modes={"run.sh": EXE})
+    base_repo.commit("release/1.0", {"run.sh": numbered(10).replace("line 5\n", "line 5 (release)\n")},
+                     "Release script", modes={"run.sh": EXE})
+    fix = base_repo.commit("main", {"run.sh": numbered(10).replace("line 5\n", "line five\n")}, "Fix script",
+                           modes={"run.sh": EXE})
+    anthropic.reply(tool("read_file", path="run.sh"),
+                    tool("replace_text", path="run.sh",
+                         old="<<<<<<< release branch\nline 5 (release)\n=======\nline five\n>>>>>>> picked commit\n",
+                         new="line five (release)\n"),
+                    tool("finish"))
+    bot = await make_bot(config_dict(base_repo), anthropic=anthropic)
+    key, info = await backport(bot, f"1.0 {fix}")
+    assert info["status"] == "done", bot.thread_of(info)
+    tip = base_repo.repo[pygit2.Oid(hex=base_repo.tip(f"backport/{fix[:10]}-to-release/1.0"))]
+    assert tip.tree["run.sh"].filemode == EXE
+    assert base_repo.repo[tip.tree["run.sh"].id].data.decode() == numbered(10).replace("line 5\n", "line five (release)\n")
+
+
+async def test_claude_may_not_retarget_a_symlink_while_fixing_tests(make_bot, base_repo, github, anthropic):
+    LINK = pygit2.enums.FileMode.LINK
+    fix = base_repo.commit("main", {"src/a.c": numbered(40).replace("line 2\n", "line two\n"), "cfg": "src/a.c"},
+                           "Fix two, link cfg", modes={"cfg": LINK})
+    anthropic.reply(tool("replace_text", path="cfg", old="src/a.c", new="/etc/shadow"), tool("finish"))
+    bot = await make_bot(config_dict(base_repo, test_command="exit 1"), anthropic=anthropic)
+    key, info = await backport(bot, f"1.0 {fix}")
+    assert info["status"] == "needs a maintainer"
+    results = [b["content"] for req in anthropic.requests for m in req["messages"] if m["role"] == "user"
+               and isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
+    assert results and results[0].startswith("error: you may only edit")
+    assert "Claude changed nothing" in bot.thread_of(info)

@@ -1,0 +1,61 @@
+"""The git layer's guards on what a commit can put on disk: throwaway checkouts never hold a symbolic link that
+leads outside them."""
+
+from __future__ import annotations
+
+import os
+
+import pygit2
+
+from jobs import git
+from tests.gitrepo import RepoBuilder
+
+LINK = pygit2.enums.FileMode.LINK
+
+
+def test_checkout_makes_escaping_links_plain_files_and_keeps_inner_ones(tmp_path):
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("TOP SECRET\n")
+    remote = RepoBuilder(tmp_path / "remote.git")
+    sha = remote.commit("main", {
+        "src/a.c": "int a;\n",
+        "abs": str(secret),                      # absolute
+        "src/up": "../../outside/secret.txt",    # `..` past the root
+        "src/dir-out": "/",                      # a directory outside
+        "via": "src/up",                         # a chain through an escaping link
+        "self-root": ".",                        # the root itself: inside
+        "docs/inner": "../src/a.c",              # inside
+        "docs/dangling": "../missing.c",         # inside, dangling
+    }, "links", modes={p: LINK for p in ("abs", "src/up", "src/dir-out", "via", "self-root", "docs/inner",
+                                         "docs/dangling")})
+    path = git.checkout(remote.repo, sha, tmp_path / "work")
+    try:
+        for name, text in (("abs", str(secret)), ("src/up", "../../outside/secret.txt"), ("src/dir-out", "/"),
+                           ("via", "src/up")):
+            assert not os.path.islink(path / name), name
+            assert (path / name).read_text() == text        # the link's text, as git writes with symlinks off
+        for name in ("self-root", "docs/inner", "docs/dangling"):
+            assert os.path.islink(path / name), name
+        assert (path / "docs/inner").read_text() == "int a;\n"
+        assert "TOP SECRET" not in "".join(p.read_text() for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    finally:
+        git.remove_checkout(path)
+
+
+def test_inert_links_reports_what_it_changed(tmp_path):
+    root = tmp_path / "tree"
+    (root / "a").mkdir(parents=True)
+    os.symlink("/etc", root / "a" / "etc")
+    os.symlink("..", root / "a" / "up")          # the root itself: stays
+    os.symlink("../..", root / "a" / "upup")
+    assert git.inert_links(root) == ["a/etc", "a/upup"]
+    assert os.path.islink(root / "a" / "up")
+    assert git.inert_links(root) == []           # idempotent
+
+
+def test_special_paths_are_links_and_submodules(tmp_path):
+    remote = RepoBuilder(tmp_path / "remote.git")
+    sha = remote.commit("main", {"a.txt": "a\n", "l": "a.txt"}, "one", modes={"l": LINK})
+    tree = remote.repo[pygit2.Oid(hex=sha)].tree
+    assert git.special_paths(remote.repo, [tree], ["a.txt", "l", "missing"]) == {"l"}
