@@ -256,6 +256,12 @@ async def _publish(job: JobRun, mirror: git.Mirror, plan: dict, picked: dict, te
     gh = job.services.github
     if gh is not None:
         existing = await gh.open_pulls(repo_cfg.github, name, plan["branch"])
+        if existing and await job.thread.claimed("pr-create"):
+            # This run opened it, and its worker died before it could say so: finish the job's part.
+            pr = existing[0]
+            await gh.add_labels(repo_cfg.github, pr["number"], _labels(picked))
+            await job.say(f"Opened {pr['html_url']}", once="pr-opened")
+            return {"branch": name, "pr_url": pr["html_url"], "pr_number": pr["number"], "existing": False}
         if existing:
             pr = existing[0]
             await job.say(f"An open backport PR already exists for this source and branch: {pr['html_url']} — "
@@ -272,11 +278,15 @@ async def _publish(job: JobRun, mirror: git.Mirror, plan: dict, picked: dict, te
         return {"branch": name, "pr_url": "", "pr_number": 0, "existing": False}
     title = f"[Backport {plan['release']}] {plan['title']}"[:250]
     body = pr_body(job, plan, picked, tested, repo_cfg)
+    await job.thread.claim("pr-create")        # from here on, an open PR for this branch is this run's
     pr = await gh.create_pull(repo_cfg.github, title, body, name, plan["branch"])
-    labels = ["backport"] + (["ai-resolved-conflicts"] if picked["llm_files"] else [])
-    await gh.add_labels(repo_cfg.github, pr["number"], labels)
+    await gh.add_labels(repo_cfg.github, pr["number"], _labels(picked))
     await job.say(f"Opened {pr['html_url']}", once="pr-opened")
     return {"branch": name, "pr_url": pr["html_url"], "pr_number": pr["number"], "existing": False}
+
+
+def _labels(picked: dict) -> list[str]:
+    return ["backport"] + (["ai-resolved-conflicts"] if picked["llm_files"] else [])
 
 
 def pr_body(job: JobRun, plan: dict, picked: dict, tested: dict, repo_cfg) -> str:
@@ -327,8 +337,12 @@ async def _report(job: JobRun, plan: dict, published: dict) -> dict:
         return {}
     repo_cfg = job.config.repo(job.params["repo"])
     for n in plan["prs"]:
+        if not await job.thread.claim(f"comment:{n}"):     # commented already, by a worker that then died
+            continue
         try:
             await gh.comment(repo_cfg.github, n, f"Backport to `{plan['branch']}`: {published['pr_url']}")
         except GitHubError as exc:
+            if exc.status is not None:                   # a definite answer: the comment was not made
+                await job.thread.unclaim(f"comment:{n}")
             await job.say(f"Could not comment on #{n}: {exc}", once=f"comment-fail:{n}")
     return {}

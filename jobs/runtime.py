@@ -85,18 +85,34 @@ class JobThread:
         """A reply in the thread. With `once`, the same mark in the same run is posted only once, so a job
         resumed after a crash does not repeat what it already said."""
         info = await self.info()
-        if once:
-            field = f"{info.get('run', '1')}:{once}"
-            if not await self.redis.hsetnx(f"{info_key(self.key)}:once", field, "1"):
-                return None
-            await self.redis.expire(f"{info_key(self.key)}:once", self.ttl_days * 86400)
+        if once and not await self.claim(once):
+            return None
         ts = await self.parent_ts()
         try:
             return await self.chat.post(info["channel"], text, blocks, thread_ts=ts)
         except Exception:
             if once:  # not posted: let a later attempt post it
-                await self.redis.hdel(f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{once}")
+                await self.unclaim(once)
             raise
+
+    async def claim(self, mark: str) -> bool:
+        """True the first time `mark` is claimed in this run of the job (an effect done at most once, even
+        by a worker that picks the job up after another died)."""
+        info = await self.info()
+        name = f"{info_key(self.key)}:once"
+        if not await self.redis.hsetnx(name, f"{info.get('run', '1')}:{mark}", "1"):
+            return False
+        await self.redis.expire(name, self.ttl_days * 86400)
+        return True
+
+    async def claimed(self, mark: str) -> bool:
+        info = await self.info()
+        return bool(await self.redis.hexists(f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{mark}"))
+
+    async def unclaim(self, mark: str) -> None:
+        """The effect certainly did not happen (its call failed with an answer): a later attempt may do it."""
+        info = await self.info()
+        await self.redis.hdel(f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{mark}")
 
 
 class JobRun:

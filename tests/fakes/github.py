@@ -79,7 +79,9 @@ class FakeGitHub(FakeServer):
                         f"token {TOKEN}", f"Bearer {TOKEN}", f"token {INSTALLATION_TOKEN}",
                         f"Bearer {INSTALLATION_TOKEN}"):
                     return web.json_response({"message": "Bad credentials"}, status=401)
-                return await handler(request, body, **m.groupdict())
+                answer = await handler(request, body, **m.groupdict())
+                await self.maybe_linger(name, body)
+                return answer
         return web.json_response({"message": "Not Found"}, status=404)
 
     async def installation(self, request, body, repo):

@@ -16,6 +16,9 @@ class FakeServer:
         self.calls: list[tuple[str, dict]] = []   # (name, payload), in order
         self.failures: dict[str, list[tuple[int, dict, str]]] = {}  # name -> [(status, headers, body)]
         self.hangs: dict[str, float] = {}     # name -> seconds to sit on a request before answering
+        # name -> seconds to sit on the answer after the call took effect (a response lost to a dying client)
+        self.lingers: dict[str, float] = {}
+        self.linger_when = None               # or (name, payload) -> seconds, for one kind of call only
 
     @property
     def url(self) -> str:
@@ -41,6 +44,11 @@ class FakeServer:
     async def maybe_hang(self, name: str) -> None:
         if self.hangs.get(name):
             await asyncio.sleep(self.hangs[name])
+
+    async def maybe_linger(self, name: str, payload: dict | None = None) -> None:
+        seconds = self.lingers.get(name) or (self.linger_when(name, payload or {}) if self.linger_when else 0)
+        if seconds:
+            await asyncio.sleep(seconds)
 
     def take_failure(self, name: str) -> web.Response | None:
         queue = self.failures.get(name)

@@ -62,7 +62,9 @@ class FakeSlack(FakeServer):
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(args))
+        answer = handler(args)
+        await self.maybe_linger(method, args)
+        return web.json_response(answer)
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         """Socket Mode: say hello, then relay envelopes that tests send with `send_envelope`."""
