@@ -1,4 +1,7 @@
-"""The baseline for bench/ack.py: a bare slack-bolt app whose /backport only acks. Usage: bare_app.py PORT"""
+"""The baseline for bench/ack.py: a bare slack-bolt app whose /backport only acks. Usage: bare_app.py PORT [inline]
+
+With `inline` it runs its listener before answering (process_before_response=True, as ours does) instead of
+Bolt's default of running it as a task and polling for the ack every 10 ms."""
 
 import os
 import sys
@@ -9,7 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 bolt = AsyncApp(client=AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
-                signing_secret=os.environ["SLACK_SIGNING_SECRET"])
+                signing_secret=os.environ["SLACK_SIGNING_SECRET"], process_before_response=sys.argv[2:] == ["inline"])
 
 
 @bolt.command("/backport")

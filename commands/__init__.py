@@ -7,6 +7,7 @@ enqueue → a one-line ephemeral answer. `register(app, services)` wires it, and
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 import shlex
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ COMMANDS: dict[str, Command] = {
     c.name: c for c in (backport.COMMAND, summarize.COMMAND, firstissue.COMMAND, provenance.COMMAND,
                         adversarial.COMMAND)
 }
-SUBMIT_TIMEOUT_S = 2.0  # Slack wants an answer within 3 s
+SUBMIT_TIMEOUT_S = 2.0  # for all of a command's jobs: Slack wants an answer within 3 s
 
 
 @dataclass
@@ -76,8 +77,9 @@ async def dispatch(inv: Invocation) -> Outcome:
             return Outcome(result.text, later=result.work)
         requests = result if isinstance(result, list) else [result]
         try:
-            submitted = [await asyncio.wait_for(_submit(services, r), SUBMIT_TIMEOUT_S) for r in requests]
-        except (QueueUnavailable, asyncio.TimeoutError):
+            async with asyncio.timeout(SUBMIT_TIMEOUT_S):       # all of them, within Slack's 3 s
+                submitted = [await _submit(services, r) for r in requests]
+        except (QueueUnavailable, TimeoutError):
             outcome = "queue-down"
             return Outcome("The job queue is unavailable right now, so nothing was queued. "
                            "Please try again in a minute.", ok=False)
@@ -88,8 +90,9 @@ async def dispatch(inv: Invocation) -> Outcome:
 
 async def _maintainer(services, user: str) -> bool:
     try:
-        return await asyncio.wait_for(services.auth.is_maintainer(user), 1.5)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(1.5):      # a scope, not a task per call as wait_for makes
+            return await services.auth.is_maintainer(user)
+    except TimeoutError:
         return False
 
 
@@ -134,21 +137,41 @@ async def finish_later(outcome: Outcome) -> str:
         return f"That did not work: {str(exc)[:300]}"
 
 
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def in_background(coro) -> asyncio.Task:
+    """Run work that follows an ack without holding the HTTP answer; failures are logged, never lost silently."""
+    task = asyncio.create_task(coro)
+    _BACKGROUND.add(task)
+
+    def done(t: asyncio.Task) -> None:
+        _BACKGROUND.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.warning("work after an ack failed: %s", t.exception())
+
+    task.add_done_callback(done)
+    return task
+
+
 def register(app, services) -> None:
-    """Wire every command and the job buttons into a Bolt AsyncApp."""
-    for name in ["help", *COMMANDS]:
-        app.command(f"/{name}")(_listener(services, name))
+    """Wire every command and the job buttons into a Bolt AsyncApp: one listener for all the commands (Bolt
+    tries each listener's matcher on every request, so one matcher is cheaper than one per command)."""
+    names = "|".join(re.escape(n) for n in ["help", *COMMANDS])
+    app.command(re.compile(rf"^/({names})$"))(_listener(services))
     jobctl.register(app, services)
 
 
-def _listener(services, name: str):
+def _listener(services):
     async def listener(ack, command, respond):
-        inv = Invocation(command=name, text=command.get("text", ""), user=command["user_id"],
+        inv = Invocation(command=command["command"][1:], text=command.get("text", ""), user=command["user_id"],
                          channel=command["channel_id"], dest="slack", services=services)
         outcome = await dispatch(inv)
         await ack(text=outcome.text, response_type="ephemeral")
         if outcome.later is not None:
-            await respond(text=await finish_later(outcome), response_type="ephemeral")
+            async def answer_later():
+                await respond(text=await finish_later(outcome), response_type="ephemeral")
+            in_background(answer_later())
         # A worker posts each new job's parent message (jobs.worker.announce), not this process.
 
     return listener

@@ -84,15 +84,17 @@ async def describe(services, key: str) -> str:
 def register(app, services) -> None:
     chat = services.chats["slack"]
 
+    from commands import in_background
+
     @app.action("job_retry")
     async def on_retry(ack, body):
         await ack()
-        await _button(services, chat, body, retry)
+        in_background(_button(services, chat, body, retry))
 
     @app.action("job_dismiss")
     async def on_dismiss(ack, body):
         await ack()
-        await _button(services, chat, body, dismiss)
+        in_background(_button(services, chat, body, dismiss))
 
 
 async def _button(services, chat, body, action) -> None:
