@@ -11,6 +11,7 @@ import logging
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 import commands
 from bot import webhook
@@ -39,7 +40,11 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
         if bolt is None:
             return web.Response(status=404, text="Slack HTTP mode is not enabled")
         services.metrics.inc("bot_slack_requests_total", "requests to /slack/events")
-        resp = await bolt.async_dispatch(await to_bolt_request(request))
+        bolt_request = await to_bolt_request(request)
+        if await _replayed(services, bolt_request):
+            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature)")
+            return web.Response(status=401, text="replayed request")
+        resp = await bolt.async_dispatch(bolt_request)
         if resp.status == 401:
             services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature)")
         return await to_aiohttp_response(resp)
@@ -66,6 +71,20 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+async def _replayed(services: Services, request) -> bool:
+    """A correctly signed Slack request seen before (Slack's signatures stay valid for five minutes, so a
+    captured request could be sent again): refused. Unsigned or badly signed ones are left to Bolt's check."""
+    secret = services.config.env.slack_signing_secret
+    signature = request.headers.get("x-slack-signature", [""])[0]
+    timestamp = request.headers.get("x-slack-request-timestamp", [""])[0]
+    if not secret or not SignatureVerifier(secret).is_valid(request.raw_body, timestamp, signature):
+        return False
+    try:
+        return not await services.redis.set(f"bot:slack:seen:{signature[-64:]}", "1", nx=True, ex=600)
+    except Exception:       # the store is down: the command itself will say so
+        return False
 
 
 async def serve(services: Services, client, port: int, socket_mode: bool, ready: asyncio.Event | None = None,

@@ -65,7 +65,9 @@ class EmbeddedValkey:
             self.port = last if last and _port_free(last) else free_port()
         args = [
             valkey_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
-            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
+            # Every write is on disk before the server answers it: a job we acknowledged survives even a
+            # crash of the server (a bot's queue writes little, so fsync per write costs little).
+            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
             "--save", "", "--protected-mode", "yes", "--daemonize", "no",
             "--logfile", str(self.data_dir / "valkey.log"),
         ]

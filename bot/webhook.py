@@ -6,6 +6,8 @@ PR by someone with write access."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -44,7 +46,7 @@ async def handle(request: web.Request) -> web.Response:
     except ValueError:
         return web.Response(status=400, text="body is not a JSON object")
     try:
-        if not await services.redis.set(f"bot:delivery:{delivery}", "1", nx=True, ex=7 * 86400):
+        if not await services.redis.set(_seen(request), "1", nx=True, ex=7 * 86400):
             metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="duplicate")
             return web.Response(status=200, text="duplicate delivery ignored")
         requests = await route(services, event, payload)
@@ -55,22 +57,28 @@ async def handle(request: web.Request) -> web.Response:
                                heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days)
             keys.append(sub.key)
     except (QueueUnavailable, RedisError, OSError) as exc:
-        await _forget(services, delivery)
+        await _forget(services, request)
         log.warning("webhook %s not queued: %s", delivery, exc)
         return web.Response(status=503, text="queue unavailable; redeliver later")
     except GitHubError as exc:
-        await _forget(services, delivery)
+        await _forget(services, request)
         return web.Response(status=502, text=f"GitHub lookup failed: {exc}")
     metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="queued" if keys else "ignored",
                 event=event)
     return web.json_response({"queued": keys})
 
 
-async def _forget(services, delivery: str) -> None:
-    try:
-        await services.redis.delete(f"bot:delivery:{delivery}")
-    except Exception:
-        pass
+def _seen(request: web.Request) -> str:
+    """The mark of one signed body: a redelivery, or the same body replayed under another delivery id, is
+    acted on once."""
+    signature = request.headers.get("X-Hub-Signature-256", "")
+    return "bot:delivery:" + hashlib.sha256(signature.encode()).hexdigest()[:40]
+
+
+async def _forget(services, request: web.Request) -> None:
+    """Nothing was queued: let a redelivery try again."""
+    with contextlib.suppress(Exception):
+        await services.redis.delete(_seen(request))
 
 
 def obj(value) -> dict:

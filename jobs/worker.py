@@ -29,8 +29,8 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         log.error("job %s wants chat %r, which this worker does not have", job.key, request.get("dest"))
         return "no-chat"
     run = JobRun(job.key, request, services, chat, attempt=job.attempts)
-    beating: set = ctx["beating"]      # the worker's heartbeat loop touches these
-    beating.add(job)
+    beats: Heartbeats = ctx["heartbeats"]
+    beats.add(job)
     services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
     try:
         if job.attempts > 1:
@@ -62,7 +62,7 @@ async def run_job(ctx: dict, *, request: dict) -> str:
                        f"({exc.__class__.__name__}: {str(exc)[:200]}); the audit log has the details")
         return "failed"
     finally:
-        beating.discard(job)
+        await beats.remove(job)
 
 
 _KINDS: dict = {}
@@ -91,16 +91,36 @@ async def follow_ups(ctx: dict) -> list[str]:
     return await firstissue.follow_up(services, services.clock())
 
 
-async def heartbeat(beating: set, every_s: int) -> None:
-    """One loop per worker touches every running job a few times per heartbeat period, so the sweep can
-    tell a live job from one whose worker died."""
-    while True:
-        await asyncio.sleep(max(every_s / 3, 0.2))
-        for job in list(beating):
-            try:
-                await job.update()
-            except Exception as exc:  # the store is down: the sweep decides, not us
-                log.warning("heartbeat for %s failed: %s", job.key, exc)
+class Heartbeats:
+    """One loop per worker touches every running job a few times per heartbeat period, so the sweep can tell a
+    live job from one whose worker died. SAQ's update reads the job's status and then writes the job back, so
+    a touch must never straddle the job's end (it would write a finished job back as active): each job has a
+    lock, and removing a job waits for a touch in flight."""
+
+    def __init__(self, every_s: float):
+        self.every_s = every_s
+        self.jobs: dict = {}
+
+    def add(self, job) -> None:
+        self.jobs[job] = asyncio.Lock()
+
+    async def remove(self, job) -> None:
+        lock = self.jobs.pop(job, None)
+        if lock is not None:
+            async with lock:
+                pass
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.every_s / 3, 0.2))
+            for job, lock in list(self.jobs.items()):
+                async with lock:
+                    if self.jobs.get(job) is not lock:       # it ended meanwhile
+                        continue
+                    try:
+                        await job.update()
+                    except Exception as exc:  # the store is down: the sweep decides, not us
+                        log.warning("heartbeat for %s failed: %s", job.key, exc)
 
 
 async def announce(services: Services, width: int = 8) -> None:
@@ -145,9 +165,9 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
 
     async def startup(ctx):
         ctx["services"] = services
-        ctx["beating"] = set()
+        ctx["heartbeats"] = Heartbeats(q.heartbeat_s)
         tasks.append(asyncio.create_task(announce(services)))
-        tasks.append(asyncio.create_task(heartbeat(ctx["beating"], q.heartbeat_s)))
+        tasks.append(asyncio.create_task(ctx["heartbeats"].run()))
 
     async def shutdown(ctx):
         for task in tasks:

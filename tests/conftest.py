@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import time
 import urllib.parse
@@ -113,6 +114,9 @@ def config_dict(remote: RepoBuilder, **repo_overrides) -> dict:
     }
 
 
+TRIGGERS = itertools.count(1)
+
+
 class Bot:
     """A whole bot: the aiohttp web app on a loopback port and an in-process SAQ worker."""
 
@@ -161,7 +165,7 @@ class Bot:
             "token": "legacy", "team_id": "T0001", "team_domain": "test", "channel_id": channel,
             "channel_name": "work", "user_id": user, "user_name": user.lower(), "command": command,
             "text": text, "api_app_id": "A0001", "response_url": f"{self.slack.url}/respond/1",
-            "trigger_id": "1.2.3"})
+            "trigger_id": f"{next(TRIGGERS)}.2.3"})          # Slack gives every invocation its own
         async with ClientSession() as s:
             async with s.post(f"{self.url}/slack/events", data=body, headers=sign_slack(body, secret, ts)) as r:
                 raw = await r.text()
@@ -175,12 +179,12 @@ class Bot:
         value = next((e.get("value", value) for b in message.get("blocks", []) if b.get("type") == "actions"
                       for e in b.get("elements", []) if e.get("action_id") == action_id), value)
         payload = {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user},
-                   "api_app_id": "A0001", "token": "legacy", "trigger_id": "1.2.3",
+                   "api_app_id": "A0001", "token": "legacy", "trigger_id": f"{next(TRIGGERS)}.2.3",
                    "channel": {"id": message["channel"]}, "container": {"type": "message"},
                    "message": {"ts": message["ts"], "text": message["text"], "blocks": message["blocks"]},
                    "response_url": f"{self.slack.url}/respond/2",
                    "actions": [{"action_id": action_id, "block_id": "job_actions", "value": value,
-                                "type": "button", "action_ts": "1.1"}]}
+                                "type": "button", "action_ts": f"{next(TRIGGERS)}.1"}]}
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         async with ClientSession() as s:
             async with s.post(f"{self.url}/slack/events", data=body, headers=sign_slack(body)) as r:

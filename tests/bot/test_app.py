@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 
 from aiohttp import ClientSession
 
-from tests.conftest import CHANNEL, OUTSIDER, config_dict
+from tests.conftest import CHANNEL, MAINTAINER, OUTSIDER, config_dict, sign_slack
 from tests.gitrepo import numbered
 
 
@@ -65,6 +66,25 @@ async def test_forged_and_stale_signatures_are_refused_and_nothing_is_queued(mak
     assert status == 401
     assert await bot.queued() == 0
     assert slack.parents() == []
+
+
+async def test_a_replayed_signed_request_is_refused(make_bot, remote, slack):
+    """A captured request sent again inside Slack's five-minute window has a valid signature: refused anyway."""
+    fix = seed(remote)
+    bot = await make_bot(config_dict(remote), worker=False)
+    body = urllib.parse.urlencode({"command": "/backport", "text": f"1.0 {fix}", "user_id": MAINTAINER,
+                                   "channel_id": CHANNEL, "team_id": "T0001", "trigger_id": "77.1",
+                                   "response_url": f"{slack.url}/respond/1", "api_app_id": "A0001"})
+    headers = sign_slack(body)
+    async with ClientSession() as s:
+        async with s.post(f"{bot.url}/slack/events", data=body, headers=headers) as r:
+            assert r.status == 200 and "Queued job" in (await r.json())["text"]
+        async with s.post(f"{bot.url}/slack/events", data=body, headers=headers) as r:
+            assert r.status == 401
+    assert await bot.queued() == 1
+    # A fresh request for the same thing is not a replay: it is answered (the job is already queued).
+    _, answer = await bot.slash("/backport", f"1.0 {fix}")
+    assert "Already in progress" in answer["text"]
 
 
 async def test_unauthorised_and_malformed_commands_get_one_line_and_queue_nothing(make_bot, remote, slack):

@@ -33,6 +33,9 @@ async def test_backport_label_on_a_merged_pr_runs_a_backport_once(make_bot, remo
     key = body.split('"')[3]
     status, body = await bot.webhook("pull_request", merged_pr_payload(7, fix), "delivery-1")
     assert status == 200 and "duplicate" in body
+    # The same signed body under another delivery id is a replay: acted on once as well.
+    status, body = await bot.webhook("pull_request", merged_pr_payload(7, fix), "delivery-other")
+    assert status == 200 and "duplicate" in body
     info = await bot.final(key)
     assert info["status"] == "done" and info["channel"] == NOTIFY
     prs = [p for p in github.pulls["acme/widget"].values() if p["head"]["ref"] == "backport/pr7-to-release/1.0"]

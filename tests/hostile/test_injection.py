@@ -51,3 +51,20 @@ def test_model_tools_refuse_paths_outside_the_change(tmp_path):
     assert ws.call("replace_text", {"path": "README", "old": "x", "new": "y"}).startswith("error: you may only edit")
     assert ws.call("replace_text", {"path": "src/a.c", "old": "x", "new": "y"}) == "ok"
     assert ws.working == {"src/a.c": "y"}
+
+
+def test_model_tools_read_a_symlink_as_its_text_and_cannot_edit_it(tmp_path):
+    import pygit2
+
+    from tests.gitrepo import RepoBuilder
+
+    secret = tmp_path / "host-secret"
+    secret.write_text("HOST-ONLY\n")
+    remote = RepoBuilder(tmp_path / "r.git")
+    sha = remote.commit("main", {"src/a.c": "x\n", "leak": str(secret)}, "c",
+                        modes={"leak": pygit2.enums.FileMode.LINK})
+    commit = remote.repo[pygit2.Oid(hex=sha)]
+    ws = Workspace(remote.repo, {"src/a.c": "x\n"}, {"src/a.c"}, commit, commit, commit, "diff")
+    shown = ws.call("read_file", {"path": "leak", "version": "branch"})
+    assert str(secret) in shown and "HOST-ONLY" not in shown          # the link's text, never its target
+    assert ws.call("replace_text", {"path": "leak", "old": str(secret), "new": "/etc/shadow"}).startswith("error:")

@@ -71,3 +71,46 @@ async def test_killed_worker_job_is_recovered_and_completes_once(tmp_path, make_
 
     kinds = [(e["stage"], e["kind"]) for e in await Audit(bot.services.redis, key).entries()]
     assert ("job", "retry") in kinds and ("fetch", "resumed") in kinds and ("pick", "resumed") in kinds
+
+
+async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url):
+    """SAQ's update reads the status, then writes the job: a touch in flight when the job ends must finish
+    before the job's end is written, or the job would stay 'active' forever."""
+    import redis.asyncio as aioredis
+
+    from jobs.queue import BotJob, JobRequest, make_queue, submit
+    from jobs.worker import Heartbeats
+
+    queue, redis = make_queue(redis_url, name="hb"), aioredis.from_url(redis_url)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class SlowTouch(BotJob):
+        """A touch that stops half-way, after SAQ has read the status."""
+
+        async def update(self, **kwargs):
+            started.set()
+            await release.wait()
+            await super().update(**kwargs)
+
+    try:
+        sub = await submit(queue, redis, JobRequest(kind="noop", params={"quiet": True}, summary="noop"))
+        dequeued = await queue.dequeue()
+        job = SlowTouch(**{f: getattr(dequeued, f) for f in ("function", "kwargs", "key", "queue", "status",
+                                                            "timeout", "heartbeat", "retries", "ttl")})
+        beats = Heartbeats(0.6)
+        beats.add(job)
+        loop = asyncio.create_task(beats.run())
+        await asyncio.wait_for(started.wait(), 5)          # a touch is in flight
+        removing = asyncio.create_task(beats.remove(job))
+        await asyncio.sleep(0.3)
+        assert not removing.done()                          # the job's end waits for it
+        release.set()
+        await asyncio.wait_for(removing, 5)
+        await queue.finish(job, "complete")
+        await asyncio.sleep(0.5)                            # the loop goes round again: the job is not touched
+        loop.cancel()
+        assert (await queue.job(sub.key)).status == "complete"
+        assert job not in beats.jobs
+    finally:
+        await queue.disconnect()
+        await redis.aclose()
