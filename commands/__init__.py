@@ -78,11 +78,15 @@ async def dispatch(inv: Invocation) -> Outcome:
         requests = result if isinstance(result, list) else [result]
         try:
             async with asyncio.timeout(SUBMIT_TIMEOUT_S):       # all of them, within Slack's 3 s
-                submitted = [await _submit(services, r) for r in requests]
+                submitted = [await _submit(services, r, inv.nonce) for r in requests]
         except (QueueUnavailable, TimeoutError):
             outcome = "queue-down"
             return Outcome("The job queue is unavailable right now, so nothing was queued. "
                            "Please try again in a minute.", ok=False)
+        if any(sub.replayed for sub in submitted):
+            outcome = "replayed"
+            return Outcome("This exact request was received before (a replay?), so nothing was queued again.",
+                           ok=False)
         return Outcome(await _ack_text(services, inv, requests, submitted), submitted)
     finally:
         services.metrics.inc("bot_commands_total", "slash commands handled", command=name, outcome=outcome)
@@ -96,10 +100,10 @@ async def _maintainer(services, user: str) -> bool:
         return False
 
 
-async def _submit(services, req: JobRequest) -> Submitted:
+async def _submit(services, req: JobRequest, nonce: str = "") -> Submitted:
     q = services.config.queue
     return await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
-                        retries=q.retries, ttl_days=q.audit_ttl_days)
+                        retries=q.retries, ttl_days=q.audit_ttl_days, nonce=nonce)
 
 
 async def _ack_text(services, inv: Invocation, requests: list[JobRequest], submitted: list[Submitted]) -> str:
@@ -163,9 +167,10 @@ def register(app, services) -> None:
 
 
 def _listener(services):
-    async def listener(ack, command, respond):
+    async def listener(ack, command, respond, request):
         inv = Invocation(command=command["command"][1:], text=command.get("text", ""), user=command["user_id"],
-                         channel=command["channel_id"], dest="slack", services=services)
+                         channel=command["channel_id"], dest="slack", services=services,
+                         nonce=request.headers.get("x-slack-signature", [""])[0])
         outcome = await dispatch(inv)
         await ack(text=outcome.text, response_type="ephemeral")
         if outcome.later is not None:

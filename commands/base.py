@@ -36,6 +36,7 @@ class Invocation:
     channel: str
     dest: str              # "slack" or "console"
     services: object       # bot.services.Services
+    nonce: str = ""        # the request's Slack signature: what it queues, it queues once (a replay queues nothing)
 
     @property
     def config(self) -> Config:

@@ -65,6 +65,7 @@ class Submitted:
     key: str
     created: bool
     info: dict
+    replayed: bool = False     # the request that asked was seen before: nothing done
 
 
 def info_key(key: str) -> str:
@@ -139,13 +140,18 @@ class BotQueue(RedisQueue):
     _record_script = None
 
     async def enqueue_with_record(self, job: Job, record_key: str, record: dict, ttl_s: int,
-                                  clear: list[str], announce: bool = True) -> bool:
+                                  clear: list[str], announce: bool = True, seen: str = "") -> bool | None:
         """SAQ's keyed enqueue and our job record in one atomic round trip: the record is written (and the
         `clear` keys of an earlier run removed) only when the job was really enqueued, and the job's key is
         pushed onto the announce list, from which a worker posts its parent message at once (jobs.worker).
-        `record` maps field names to strings; it travels as one JSON argument. False: the key is alive."""
+        `record` maps field names to strings; it travels as one JSON argument. `seen`: a key marking the asking
+        request, set first; when it exists already the request is a replay and nothing happens (None).
+        False: the key is alive."""
         if self._record_script is None:
             self._record_script = self.redis.register_script("""
+                if ARGV[7] == '1' and not redis.call('SET', KEYS[7], '1', 'NX', 'EX', 600) then
+                    return -1
+                end
                 if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
                     return nil
                 end
@@ -153,7 +159,7 @@ class BotQueue(RedisQueue):
                 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
                 if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
                 if ARGV[5] == '1' then redis.call('RPUSH', KEYS[6], ARGV[4]) end
-                redis.call('DEL', KEYS[5], unpack(KEYS, 7))
+                redis.call('DEL', KEYS[5], unpack(KEYS, 8))
                 local fields = {}
                 for k, v in pairs(cjson.decode(ARGV[6])) do
                     fields[#fields + 1] = k
@@ -169,11 +175,12 @@ class BotQueue(RedisQueue):
         await self._before_enqueue(job)
         async with self._op_sem:
             done = await self._record_script(keys=[self._incomplete, job.id, self._queued, job.abort_id, record_key,
-                                                   self.announce_key, *clear],
+                                                   self.announce_key, seen or record_key, *clear],
                                              args=[self.serialize(job), job.scheduled, ttl_s, job.key,
-                                                   "1" if announce else "0", json.dumps(record)],
+                                                   "1" if announce else "0", json.dumps(record),
+                                                   "1" if seen else "0"],
                                              client=self.redis)
-        return bool(done)
+        return None if done == -1 else bool(done)
 
 
 def make_queue(url: str, name: str = "bot", sweep_every_s: int = 10) -> Queue:
@@ -194,8 +201,9 @@ async def set_info(redis: aioredis.Redis, key: str, ttl_days: int = 30, **fields
 
 
 async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeout_s: int = 7200,
-                 heartbeat_s: int = 30, retries: int = 3, ttl_days: int = 30) -> Submitted:
-    """Enqueue `req` unless the same request is alive; raises QueueUnavailable when the store is down."""
+                 heartbeat_s: int = 30, retries: int = 3, ttl_days: int = 30, nonce: str = "") -> Submitted:
+    """Enqueue `req` unless the same request is alive; raises QueueUnavailable when the store is down.
+    `nonce` identifies the asking request (a Slack signature): the same nonce again is a replay, refused."""
     key, params = req.keyed()
     try:
         # SAQ's enqueue script refuses a key that is still incomplete (queued, active or waiting to retry),
@@ -209,9 +217,13 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
         name = info_key(key)
         # A fresh request forgets the checkpoints and posted-once marks of any earlier run with this key.
         # Quiet jobs (webhook checks, no-ops) get no parent message unless they have something to say.
-        if await queue.enqueue_with_record(job, name, info, ttl_days * 86400,
-                                           [f"{name}:stages", f"{name}:once", f"{name}:parent-claim"],
-                                           announce=not req.params.get("quiet")):
+        seen = f"bot:seen:{hashlib.sha256(nonce.encode()).hexdigest()[:40]}:{key}" if nonce else ""
+        done = await queue.enqueue_with_record(job, name, info, ttl_days * 86400,
+                                               [f"{name}:stages", f"{name}:once", f"{name}:parent-claim"],
+                                               announce=not req.params.get("quiet"), seen=seen)
+        if done is None:
+            return Submitted(key, False, {}, replayed=True)
+        if done:
             return Submitted(key, True, info)
         return Submitted(key, False, await job_info(redis, key))
     except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
