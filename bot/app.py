@@ -80,7 +80,7 @@ def _refusal(services: Services, request) -> str:
     if not services.config.env.slack_signing_secret:
         return ""
     timestamp = request.headers.get("x-slack-request-timestamp", [""])[0]
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return "missing or malformed signature headers"
     return ""
 

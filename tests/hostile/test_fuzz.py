@@ -81,3 +81,45 @@ def test_any_webhook_payload(redis_url, event, payload):
         finally:
             await services.close()
     run(once())
+
+
+HEADER = st.one_of(st.text(max_size=40), st.from_regex(r"-?[0-9]{0,20}", fullmatch=True),
+                   st.sampled_from(["", "0", "v0=", "v0=" + "0" * 64, "1e9", " 1", "１２３", "²", "٣"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(st.tuples(st.one_of(st.none(), HEADER), st.one_of(st.none(), HEADER), st.text(max_size=80)),
+                      min_size=1, max_size=8))
+def test_any_slack_signature_headers_are_refused_never_an_error(redis_url, cases):
+    """Whatever arrives in the signature headers and the body, an unsigned request is a 401 (never a 500) and
+    queues nothing."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot import app as app_mod
+    from tests.conftest import SIGNING_SECRET
+
+    async def go():
+        env = config_mod.load_env({"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                                   "REDIS_URL": redis_url})
+        cfg = config_mod.parse(CONFIG, env=env)
+        client = AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/")
+        services = Services.build(cfg, redis_url, {"slack": ConsoleChat(io.StringIO())})
+        web_app = app_mod.build_web(services, app_mod.build_bolt(services, client))
+        async with TestClient(TestServer(web_app)) as http:
+            for timestamp, signature, body in cases:
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                if timestamp is not None:
+                    headers["X-Slack-Request-Timestamp"] = timestamp
+                if signature is not None:
+                    headers["X-Slack-Signature"] = signature
+                try:
+                    resp = await http.post("/slack/events", data=body.encode(), headers=headers)
+                except ValueError:          # a header aiohttp itself will not send (a newline in it)
+                    continue
+                assert resp.status == 401, (timestamp, signature, body, await resp.text())
+        queued = await services.redis.zcard("saq:bot:incomplete")
+        await services.close()
+        return queued
+
+    assert run(go()) == 0
