@@ -28,7 +28,8 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     if not secret or not header or not header.startswith("sha256="):
         return False
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header)
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a forged header may carry.
+    return hmac.compare_digest(expected.encode(), header.encode("utf-8", "surrogateescape"))
 
 
 class GitHubClient:

@@ -87,39 +87,57 @@ HEADER = st.one_of(st.text(max_size=40), st.from_regex(r"-?[0-9]{0,20}", fullmat
                    st.sampled_from(["", "0", "v0=", "v0=" + "0" * 64, "1e9", " 1", "１２３", "²", "٣"]))
 
 
+async def serve_and_post(redis_url: str, path: str, cases: list[tuple[dict, str]]) -> tuple[list[int], int]:
+    """The real web app (Bolt and the webhook) on a test server, signing secrets set: post each (headers, body);
+    returns the statuses and how many jobs were queued."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot import app as app_mod
+    from tests.conftest import SIGNING_SECRET, WEBHOOK_SECRET
+
+    env = config_mod.load_env({"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                               "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET, "REDIS_URL": redis_url})
+    cfg = config_mod.parse(CONFIG, env=env)
+    services = Services.build(cfg, redis_url, {"slack": ConsoleChat(io.StringIO())})
+    bolt = app_mod.build_bolt(services, AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/"))
+    statuses = []
+    try:
+        async with TestClient(TestServer(app_mod.build_web(services, bolt))) as http:
+            for headers, body in cases:
+                try:
+                    resp = await http.post(path, data=body.encode("utf-8", "surrogatepass"), headers=headers)
+                except ValueError:          # a header aiohttp itself will not send (a newline in it)
+                    continue
+                statuses.append(resp.status)
+        return statuses, await services.redis.zcard("saq:bot:incomplete")
+    finally:
+        await services.close()
+
+
+def headers(**values) -> dict:
+    return {k.replace("_", "-"): v for k, v in values.items() if v is not None}
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(st.tuples(st.one_of(st.none(), HEADER), st.one_of(st.none(), HEADER), st.text(max_size=80)),
                       min_size=1, max_size=8))
 def test_any_slack_signature_headers_are_refused_never_an_error(redis_url, cases):
     """Whatever arrives in the signature headers and the body, an unsigned request is a 401 (never a 500) and
     queues nothing."""
-    from aiohttp.test_utils import TestClient, TestServer
-    from slack_sdk.web.async_client import AsyncWebClient
+    posts = [(headers(Content_Type="application/x-www-form-urlencoded", X_Slack_Request_Timestamp=ts,
+                      X_Slack_Signature=sig), body) for ts, sig, body in cases]
+    statuses, queued = run(serve_and_post(redis_url, "/slack/events", posts))
+    assert set(statuses) <= {401} and queued == 0, statuses
 
-    from bot import app as app_mod
-    from tests.conftest import SIGNING_SECRET
 
-    async def go():
-        env = config_mod.load_env({"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                                   "REDIS_URL": redis_url})
-        cfg = config_mod.parse(CONFIG, env=env)
-        client = AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/")
-        services = Services.build(cfg, redis_url, {"slack": ConsoleChat(io.StringIO())})
-        web_app = app_mod.build_web(services, app_mod.build_bolt(services, client))
-        async with TestClient(TestServer(web_app)) as http:
-            for timestamp, signature, body in cases:
-                headers = {"Content-Type": "application/x-www-form-urlencoded"}
-                if timestamp is not None:
-                    headers["X-Slack-Request-Timestamp"] = timestamp
-                if signature is not None:
-                    headers["X-Slack-Signature"] = signature
-                try:
-                    resp = await http.post("/slack/events", data=body.encode(), headers=headers)
-                except ValueError:          # a header aiohttp itself will not send (a newline in it)
-                    continue
-                assert resp.status == 401, (timestamp, signature, body, await resp.text())
-        queued = await services.redis.zcard("saq:bot:incomplete")
-        await services.close()
-        return queued
-
-    assert run(go()) == 0
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(st.tuples(st.one_of(st.none(), HEADER, HEADER.map(lambda h: "sha256=" + h)),
+                                st.one_of(st.none(), HEADER), st.one_of(st.none(), HEADER),
+                                st.text(max_size=80)), min_size=1, max_size=8))
+def test_any_webhook_headers_are_refused_never_an_error(redis_url, cases):
+    """Unsigned or badly signed deliveries, whatever their headers: a 401, never a 500, nothing queued."""
+    posts = [(headers(Content_Type="application/json", X_Hub_Signature_256=sig, X_GitHub_Event=event,
+                      X_GitHub_Delivery=delivery), body) for sig, event, delivery, body in cases]
+    statuses, queued = run(serve_and_post(redis_url, "/github/webhook", posts))
+    assert set(statuses) <= {401} and queued == 0, statuses
