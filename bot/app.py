@@ -39,7 +39,11 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
         if bolt is None:
             return web.Response(status=404, text="Slack HTTP mode is not enabled")
         services.metrics.inc("bot_slack_requests_total", "requests to /slack/events")
-        bolt_request = await to_bolt_request(request)
+        try:
+            bolt_request = await to_bolt_request(request)      # parses the body before any signature check
+        except Exception:      # Bolt parses the body before checking anything: `payload=x`, `payload=0`…
+            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature)")
+            return web.Response(status=400, text="malformed body")
         refusal = _refusal(services, bolt_request)
         if refusal:
             services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature)")

@@ -168,8 +168,12 @@ def register(app, services) -> None:
 
 def _listener(services):
     async def listener(ack, command, respond, request):
-        inv = Invocation(command=command["command"][1:], text=command.get("text", ""), user=command["user_id"],
-                         channel=command["channel_id"], dest="slack", services=services,
+        user, channel = command.get("user_id") or "", command.get("channel_id") or ""
+        if not user or not channel:                     # Slack always sends both; answer plainly if not
+            await ack(text="This command arrived without a user or a channel, so nothing was done.")
+            return
+        inv = Invocation(command=command["command"][1:], text=command.get("text") or "", user=user,
+                         channel=channel, dest="slack", services=services,
                          nonce=request.headers.get("x-slack-signature", [""])[0])
         outcome = await dispatch(inv)
         await ack(text=outcome.text, response_type="ephemeral")

@@ -94,13 +94,15 @@ async def serve_and_post(redis_url: str, path: str, cases: list[tuple[dict, str]
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot import app as app_mod
-    from tests.conftest import SIGNING_SECRET, WEBHOOK_SECRET
+    from tests.conftest import SIGNING_SECRET, SLACK_TOKEN, WEBHOOK_SECRET
+    from tests.fakes.slack import FakeSlack
 
-    env = config_mod.load_env({"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    slack = await FakeSlack().start()
+    env = config_mod.load_env({"SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                                "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET, "REDIS_URL": redis_url})
     cfg = config_mod.parse(CONFIG, env=env)
     services = Services.build(cfg, redis_url, {"slack": ConsoleChat(io.StringIO())})
-    bolt = app_mod.build_bolt(services, AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/"))
+    bolt = app_mod.build_bolt(services, AsyncWebClient(token=SLACK_TOKEN, base_url=slack.api_url))
     statuses = []
     try:
         async with TestClient(TestServer(app_mod.build_web(services, bolt))) as http:
@@ -113,6 +115,7 @@ async def serve_and_post(redis_url: str, path: str, cases: list[tuple[dict, str]
         return statuses, await services.redis.zcard("saq:bot:incomplete")
     finally:
         await services.close()
+        await slack.stop()
 
 
 def headers(**values) -> dict:
@@ -120,15 +123,16 @@ def headers(**values) -> dict:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cases=st.lists(st.tuples(st.one_of(st.none(), HEADER), st.one_of(st.none(), HEADER), st.text(max_size=80)),
+@given(cases=st.lists(st.tuples(st.one_of(st.none(), HEADER), st.one_of(st.none(), HEADER),
+                                st.one_of(st.text(max_size=80), st.text(max_size=20).map(lambda t: "payload=" + t))),
                       min_size=1, max_size=8))
 def test_any_slack_signature_headers_are_refused_never_an_error(redis_url, cases):
-    """Whatever arrives in the signature headers and the body, an unsigned request is a 401 (never a 500) and
-    queues nothing."""
+    """Whatever arrives in the signature headers and the body, an unsigned request is refused (401, or 400
+    for a body that cannot be parsed), never a 500, and queues nothing."""
     posts = [(headers(Content_Type="application/x-www-form-urlencoded", X_Slack_Request_Timestamp=ts,
                       X_Slack_Signature=sig), body) for ts, sig, body in cases]
     statuses, queued = run(serve_and_post(redis_url, "/slack/events", posts))
-    assert set(statuses) <= {401} and queued == 0, statuses
+    assert set(statuses) <= {400, 401} and queued == 0, statuses
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -141,3 +145,29 @@ def test_any_webhook_headers_are_refused_never_an_error(redis_url, cases):
                       X_GitHub_Delivery=delivery), body) for sig, event, delivery, body in cases]
     statuses, queued = run(serve_and_post(redis_url, "/github/webhook", posts))
     assert set(statuses) <= {401} and queued == 0, statuses
+
+
+# A slash command's fields, any of them missing or odd. (Interactive payloads are parsed by Bolt, which trusts
+# what Slack signed: it answers 500 to, say, a signed button click without an action_id.)
+FORM = st.dictionaries(st.sampled_from(["command", "text", "user_id", "channel_id", "team_id", "response_url",
+                                        "trigger_id", "api_app_id", "ssl_check", "token", "user_name"]),
+                       st.one_of(st.text(max_size=40), st.sampled_from(["/backport", "/summarize", "/firstissue",
+                                                                        "/help", "/nope", "/", "U1", "C1", "{}",
+                                                                        "1.0 abcdef1", "help", "add #1"])),
+                       max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(forms=st.lists(FORM, min_size=1, max_size=6))
+def test_any_signed_slash_command_body_is_answered_never_an_error(redis_url, forms):
+    """A signed slash command missing fields, or with odd ones, gets a 4xx or a plain answer, never a 500."""
+    import urllib.parse
+
+    from tests.conftest import sign_slack
+
+    posts = []
+    for form in forms:
+        body = urllib.parse.urlencode(form)
+        posts.append((sign_slack(body), body))
+    statuses, _ = run(serve_and_post(redis_url, "/slack/events", posts))
+    assert all(s < 500 for s in statuses), statuses
