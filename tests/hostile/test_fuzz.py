@@ -171,3 +171,19 @@ def test_any_signed_slash_command_body_is_answered_never_an_error(redis_url, for
         posts.append((sign_slack(body), body))
     statuses, _ = run(serve_and_post(redis_url, "/slack/events", posts))
     assert all(s < 500 for s in statuses), statuses
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(st.tuples(st.one_of(HEADER, st.sampled_from(["pull_request", "issue_comment", "push"])),
+                                st.one_of(HEADER, st.uuids().map(str)),
+                                st.one_of(PAYLOAD.map(json.dumps), st.text(max_size=60))), min_size=1, max_size=6))
+def test_any_signed_delivery_is_answered_never_an_error(redis_url, cases):
+    """Correctly signed deliveries with any event name, delivery id or body: answered (2xx, or 400 for what is
+    not a JSON object or lacks its headers), never a 500."""
+    from tests.conftest import sign_github
+
+    posts = [(headers(Content_Type="application/json", X_GitHub_Event=event, X_GitHub_Delivery=delivery,
+                      X_Hub_Signature_256=sign_github(body.encode("utf-8", "surrogatepass"))), body)
+             for event, delivery, body in cases]
+    statuses, _ = run(serve_and_post(redis_url, "/github/webhook", posts))
+    assert all(s < 500 for s in statuses), statuses
