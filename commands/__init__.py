@@ -7,8 +7,8 @@ enqueue → a one-line ephemeral answer. `register(app, services)` wires it, and
 from __future__ import annotations
 
 import asyncio
-import re
 import logging
+import re
 import shlex
 from dataclasses import dataclass, field
 
