@@ -79,8 +79,7 @@ class BotJob(Job):
     def info(self, full: bool = False) -> str:
         if full:
             return super().info(True)
-        status = self.status.name.lower() if isinstance(self.status, Status) else self.status
-        return f"Job<{self.key} {status} attempt {self.attempts}>"
+        return f"Job<{self.key} {getattr(self.status, 'value', self.status)} attempt {self.attempts}>"
 
 
 class BotQueue(RedisQueue):
