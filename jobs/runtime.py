@@ -95,24 +95,26 @@ class JobThread:
                 await self.unclaim(once)
             raise
 
+    async def _mark(self, mark: str) -> tuple[str, str]:
+        """The hash holding this job's once-marks, and `mark`'s field in it for the current run."""
+        info = await self.info()
+        return f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{mark}"
+
     async def claim(self, mark: str) -> bool:
         """True the first time `mark` is claimed in this run of the job (an effect done at most once, even
         by a worker that picks the job up after another died)."""
-        info = await self.info()
-        name = f"{info_key(self.key)}:once"
-        if not await self.redis.hsetnx(name, f"{info.get('run', '1')}:{mark}", "1"):
+        name, field = await self._mark(mark)
+        if not await self.redis.hsetnx(name, field, "1"):
             return False
         await self.redis.expire(name, self.ttl_days * 86400)
         return True
 
     async def claimed(self, mark: str) -> bool:
-        info = await self.info()
-        return bool(await self.redis.hexists(f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{mark}"))
+        return bool(await self.redis.hexists(*await self._mark(mark)))
 
     async def unclaim(self, mark: str) -> None:
         """The effect certainly did not happen (its call failed with an answer): a later attempt may do it."""
-        info = await self.info()
-        await self.redis.hdel(f"{info_key(self.key)}:once", f"{info.get('run', '1')}:{mark}")
+        await self.redis.hdel(*await self._mark(mark))
 
 
 class JobRun:
