@@ -27,7 +27,7 @@ from tests.fakes.slack import TOKEN as SLACK_TOKEN  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.gitrepo import RepoBuilder, numbered  # noqa: E402
 
-TEST = f"{sys.executable} -c \"sum(i * i for i in range(3_000_000))\""
+TEST = "python3 -c \"sum(i * i for i in range(3_000_000))\""
 
 
 async def burst(url: str, env: dict, release: str, fixes: list[str], workers: int, tmp: Path) -> float:

@@ -10,11 +10,13 @@ from bot.chat import Chat, ChatError
 
 log = logging.getLogger(__name__)
 
-CONSOLE_USER = "UCONSOLE"  # the person at the local console is the operator, a maintainer by definition
+CONSOLE_USER = "UCONSOLE"  # the person at the local console is the operator, a maintainer there and only there
 
 
 class Authorizer:
-    def __init__(self, maintainers: tuple[str, ...], chat: Chat | None, cache_s: float = 300):
+    def __init__(self, maintainers: tuple[str, ...], chat: Chat | None, cache_s: float = 300, *,
+                 console: bool = False):
+        self.console = console          # True only in the local console process
         self.users = {m for m in maintainers if not m.startswith("S")}
         self.groups = [m for m in maintainers if m.startswith("S")]
         self.chat = chat
@@ -22,7 +24,9 @@ class Authorizer:
         self._members: dict[str, tuple[float, set[str]]] = {}
 
     async def is_maintainer(self, user: str) -> bool:
-        if user == CONSOLE_USER or user in self.users:
+        if user == CONSOLE_USER:
+            return self.console
+        if user in self.users:
             return True
         for group in self.groups:
             if user in await self._group(group):

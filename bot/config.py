@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.names import branch_problem
+
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-BRANCH_NAME = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 
 
 class ConfigError(Exception):
@@ -36,6 +37,20 @@ class AdversarialConfig:
 
 
 @dataclass(frozen=True)
+class SandboxConfig:
+    """`[sandbox]` (or `[repos.sandbox]`): limits of the sandbox that runs repository code (jobs/sandbox.py)."""
+
+    allow_unisolated: bool = False
+    memory_mb: int = 4096
+    pids: int = 512
+    disk_mb: int = 8192
+    cpu_s: int = 3600
+    nofile: int = 4096
+    file_mb: int = 2048
+    tmp_mb: int = 1024
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     github: str
     default_branch: str = "main"
@@ -44,6 +59,7 @@ class RepoConfig:
     test_command: str = ""
     test_timeout_s: int = 1800
     adversarial: AdversarialConfig | None = None
+    sandbox: SandboxConfig | None = None
 
     @property
     def owner(self) -> str:
@@ -113,10 +129,15 @@ class Env:
         return "console"
 
     def secrets(self) -> list[str]:
-        """Every secret value set, for scrubbing logs and subprocess environments."""
+        """Every secret value set, for scrubbing logs, messages and job records: the tokens, the password in
+        REDIS_URL, and the GitHub App key whole and line by line (a traceback may quote one line)."""
         values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.github_token,
-                  self.github_app_private_key, self.github_webhook_secret, self.anthropic_api_key]
-        return [v for v in values if v and len(v) >= 6]
+                  self.github_app_private_key, self.github_webhook_secret, self.anthropic_api_key,
+                  redis_password(self.redis_url)]
+        values += [line.strip() for line in self.github_app_private_key.splitlines()
+                   if len(line.strip()) >= 16 and not line.startswith("-----")]
+        # Longest first, so a secret that contains another is replaced whole.
+        return sorted({v for v in values if v and len(v) >= 6}, key=len, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,7 @@ class Config:
     llm: LLMConfig = LLMConfig()
     queue: QueueConfig = QueueConfig()
     adversarial: AdversarialConfig | None = None
+    sandbox: SandboxConfig = SandboxConfig()
     sections: dict[str, Any] = field(default_factory=dict)  # other tables, validated by their own modules
     env: Env = Env()
     path: Path | None = None
@@ -135,6 +157,9 @@ class Config:
     def default_repo(self) -> RepoConfig:
         return self.repos[0]
 
+    def sandbox_for(self, repo: RepoConfig) -> SandboxConfig:
+        return repo.sandbox or self.sandbox
+
     def repo(self, github: str | None) -> RepoConfig | None:
         """The configured repo named owner/name (case-insensitive), or the default one for None."""
         if github is None:
@@ -143,6 +168,17 @@ class Config:
             if repo.github.lower() == github.lower():
                 return repo
         return None
+
+
+def redis_password(url: str) -> str:
+    """The password in a redis:// or rediss:// URL ('' when there is none)."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ""
+    return unquote(password) if password else ""
 
 
 def load_env(environ: dict[str, str] | None = None) -> Env:
@@ -260,9 +296,10 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
     })
 
     adversarial = _adversarial(data["adversarial"], "adversarial", fail) if "adversarial" in data else None
-    known = {"repos", "slack", "llm", "queue", "adversarial"}
+    sandbox = _sandbox(data["sandbox"], "sandbox", fail) if "sandbox" in data else SandboxConfig()
+    known = {"repos", "slack", "llm", "queue", "adversarial", "sandbox"}
     sections = {k: v for k, v in data.items() if k not in known}
-    return Config(tuple(repos), slack, llm, queue, adversarial, sections, env, path)
+    return Config(tuple(repos), slack, llm, queue, adversarial, sandbox, sections, env, path)
 
 
 def _table(data: dict, name: str, fail) -> dict:
@@ -288,8 +325,8 @@ def _repo(raw: dict, key: str, fail, env: Env) -> RepoConfig:
     if not isinstance(github, str) or not REPO_NAME.match(github):
         raise fail(f"{key}.github", f"expected \"owner/name\", got {github!r}")
     default_branch = _get(raw, "default_branch", str, "main", key, fail)
-    if not BRANCH_NAME.match(default_branch):
-        raise fail(f"{key}.default_branch", f"not a valid branch name: {default_branch!r}")
+    if branch_problem(default_branch):
+        raise fail(f"{key}.default_branch", f"not a valid branch name: {default_branch!r} {branch_problem(default_branch)}")
     clone_url = _get(raw, "clone_url", str, "", key, fail)
     if not clone_url:
         web = "https://github.com" if "api.github.com" in env.github_api_url else env.github_api_url.split("/api/")[0]
@@ -300,12 +337,30 @@ def _repo(raw: dict, key: str, fail, env: Env) -> RepoConfig:
     if not isinstance(releases, dict):
         raise fail(f"{key}.releases", "expected a table of release name = branch")
     for name, branch in releases.items():
-        if not isinstance(branch, str) or not BRANCH_NAME.match(branch):
-            raise fail(f"{key}.releases.{name}", f"not a valid branch name: {branch!r}")
+        if branch_problem(branch) or branch_problem(name):
+            raise fail(f"{key}.releases.{name}", f"not a valid branch name: {branch!r} "
+                       f"{branch_problem(branch) or branch_problem(name)}")
     test_command = _get(raw, "test_command", str, "", key, fail)
     timeout = _get(raw, "test_timeout_s", int, 1800, key, fail, minimum=1)
     adversarial = _adversarial(raw["adversarial"], f"{key}.adversarial", fail) if "adversarial" in raw else None
-    return RepoConfig(github, default_branch, clone_url, dict(releases), test_command, timeout, adversarial)
+    sandbox = _sandbox(raw["sandbox"], f"{key}.sandbox", fail) if "sandbox" in raw else None
+    return RepoConfig(github, default_branch, clone_url, dict(releases), test_command, timeout, adversarial,
+                      sandbox)
+
+
+def _sandbox(raw: Any, key: str, fail) -> SandboxConfig:
+    if not isinstance(raw, dict):
+        raise fail(key, "expected a table")
+    unknown = set(raw) - set(SandboxConfig.__dataclass_fields__)
+    if unknown:
+        raise fail(f"{key}.{sorted(unknown)[0]}", "unknown key (known: "
+                   + ", ".join(SandboxConfig.__dataclass_fields__) + ")")
+    d = SandboxConfig()
+    values: dict[str, Any] = {"allow_unisolated": _get(raw, "allow_unisolated", bool, False, key, fail)}
+    for name in SandboxConfig.__dataclass_fields__:
+        if name != "allow_unisolated":
+            values[name] = _get(raw, name, int, getattr(d, name), key, fail, minimum=1)
+    return SandboxConfig(**values)
 
 
 def _adversarial(raw: Any, key: str, fail) -> AdversarialConfig:

@@ -4,8 +4,6 @@ the first command a newcomer types does something real."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,5 +110,5 @@ def config(base: Config, data_dir: Path) -> tuple[Config, dict]:
     info = build(data_dir)
     repo = RepoConfig(github="demo/calc", default_branch="main", clone_url=str(info["remote"]),
                       releases={"1.0": "release/1.0"},
-                      test_command=f"{shlex.quote(sys.executable)} -m unittest discover -q", test_timeout_s=120)
+                      test_command="python3 -m unittest discover -q", test_timeout_s=120)
     return replace(base, repos=(repo,), demo=True), info

@@ -3,12 +3,15 @@ console. Keeps within Slack's limits: 3,000 characters a section, 50 blocks a me
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 SECTION_MAX = 2900
 TEXT_MAX = 3900
 BLOCKS_MAX = 50
 
+SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
+USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
 STATUS_ICONS = {
     "queued": ":hourglass_flowing_sand:",
     "running": ":gear:",
@@ -30,16 +33,37 @@ def clip(text: str, limit: int = SECTION_MAX, keep: str = "head") -> str:
 
 
 def code(text: str, limit: int = SECTION_MAX, keep: str = "tail") -> str:
-    """A fenced code block whose content cannot close the fence early."""
-    body = clip(text.replace("```", "'''"), limit - 8, keep)
+    """A fenced code block of untrusted text: escaped (Slack parses <…> even there), and unable to close the
+    fence early."""
+    body = clip(inert(text).replace("```", "'''"), limit - 8, keep)
     return f"```\n{body}\n```"
 
 
+BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt);)")     # a fixed-width lookahead: linear on any input
+
+
 def inert(text: str) -> str:
-    """Untrusted text made safe to show: no mentions, no channel pings, no links that pretend to be ours."""
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """THE escaping function for untrusted text bound for Slack (paths, symbols, titles, branch names, build and
+    test output, model replies, API errors): no mention, channel ping, or link survives. Idempotent, so text
+    that was already made inert is not escaped twice (an attacker's own "&lt;" stays text)."""
+    text = str(text)
+    return (BARE_AMP.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
             .replace("@channel", "@\u200bchannel").replace("@here", "@\u200bhere")
             .replace("@everyone", "@\u200beveryone"))
+
+
+def lit(text: str, limit: int = 300) -> str:
+    """Untrusted text as one inline code span (a path, a symbol, a branch): escaped, on one line, and a backtick
+    inside can't close the span early."""
+    body = inert(text).replace("`", "\u02cb").replace("\r", " ").replace("\n", " ")
+    return f"`{clip(body, limit)}`"
+
+
+def lits(items, limit: int = 20, sep: str = ", ") -> str:
+    """A list of untrusted names as code spans, the first `limit` shown and the rest counted."""
+    items = list(items)
+    shown = sep.join(lit(i) for i in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def section(text: str) -> dict:
@@ -48,10 +72,12 @@ def section(text: str) -> dict:
 
 def parent_text(job_id: str, summary: str, requester: str, status: str, detail: str = "") -> str:
     icon = STATUS_ICONS.get(status, ":gear:")
-    who = f"<@{requester}>" if requester else "GitHub"
+    who = f"<@{requester}>" if requester and SLACK_USER.fullmatch(requester) else "GitHub"
+    # The summary is built by a command from checked parts; a person it names stays a mention, nothing else does.
+    summary = USER_MENTION.sub(lambda m: f"<@{m.group(1)}>", inert(summary))
     line = f"{icon} {summary} · asked by {who} · job `{job_id}` — *{status}*"
     if detail:
-        line += f": {detail}"
+        line += f": {inert(detail)}"
     return clip(line, TEXT_MAX)
 
 
@@ -75,10 +101,11 @@ class Escalation:
 
 
 def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...], run: str = "1") -> tuple[str, list]:
-    text = f"{mention_list(maintainers)} A maintainer is needed: stage *{esc.stage}* — {esc.reason}".lstrip()
+    # The reason may quote a model, a build or an API: it is escaped here, whoever built it.
+    text = f"{mention_list(maintainers)} A maintainer is needed: stage *{esc.stage}* — {inert(esc.reason)}".lstrip()
     blocks = [section(text)]
     if esc.files:
-        files = "\n".join(f"• `{f}`" for f in esc.files[:40])
+        files = "\n".join(f"• {lit(f)}" for f in esc.files[:40])
         if len(esc.files) > 40:
             files += f"\n…and {len(esc.files) - 40} more"
         blocks.append(section(f"*Files*\n{files}"))

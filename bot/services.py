@@ -41,7 +41,7 @@ class Services:
             chats=chats,
             github=GitHubClient.from_env(config.env),
             llm=llm.make_client(config.env),
-            auth=Authorizer(config.slack.maintainers, chat),
+            auth=Authorizer(config.slack.maintainers, chat, console="slack" not in chats),
         )
 
     async def close(self) -> None:

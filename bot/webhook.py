@@ -16,6 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from bot.github import GitHubError, verify_signature
+from bot.names import branch_problem
 from jobs.queue import JobRequest, QueueUnavailable, submit
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,10 @@ def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
     for name in labels:
         m = LABEL.match(name)
         if m and services.config.slack.notify_channel:
+            if branch_problem(m["release"]):
+                log.info("ignoring label %r on #%s: the release %s", name, pr.get("number"),
+                         branch_problem(m["release"]))
+                continue
             out.append(_backport(services, repo, int(pr["number"]), m["release"], who))
     return out
 
@@ -165,5 +170,5 @@ async def _from_comment(services, repo: str, payload: dict) -> list[JobRequest]:
     if await services.github.permission(repo, login) not in WRITE:
         log.info("ignoring /backport from %s: no write access", login)
         return []
-    releases = [r for r in m["releases"].split(",") if r]
+    releases = [r for r in m["releases"].split(",") if r and not branch_problem(r)]
     return [_backport(services, repo, int(issue["number"]), r, login) for r in releases[:5]]

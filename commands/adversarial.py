@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.names import ascii_int
 from commands.base import Command, Invocation, Reply, Usage, parse_pr
 from jobs.queue import JobRequest
 
@@ -12,7 +13,8 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if not 1 <= len(args) <= 2:
         raise Usage("give a pull request and, optionally, a number of attempts")
     ref = parse_pr(inv.config, args[0], allow_range=False)
-    if len(args) == 2 and (not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_ATTEMPTS):
+    attempts = ascii_int(args[1], 1, MAX_ATTEMPTS) if len(args) == 2 else None
+    if len(args) == 2 and attempts is None:
         raise Usage(f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}")
     repo = inv.config.repo(ref.repo)
     if (repo.adversarial or inv.config.adversarial) is None:
@@ -21,7 +23,6 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if not inv.config.slack.security_channel:
         return Reply("Adversarial runs need `[slack] security_channel` (findings may be embargoed and go only "
                      "there). Nothing was queued.")
-    attempts = int(args[1]) if len(args) == 2 else None
     return JobRequest(kind="adversarial", params={"repo": ref.repo, "pr": ref.number, "attempts": attempts},
                       summary=f"adversarial run on #{ref.number} ({ref.repo})", requester=inv.user,
                       channel=inv.channel, dest=inv.dest)

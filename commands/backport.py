@@ -14,7 +14,7 @@ MAX_REFS = 20
 def release_order(name: str) -> tuple:
     """Newest first: 9.1 before 9.0 before 8.1; names that are not versions after those."""
     parts = name.split(".")
-    if all(p.isdigit() for p in parts):
+    if all(p.isascii() and p.isdecimal() for p in parts):
         return (0, [-int(p) for p in parts])
     return (1, name)
 

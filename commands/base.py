@@ -8,15 +8,16 @@ import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bot.config import BRANCH_NAME, REPO_NAME, Config
+from bot.config import REPO_NAME, Config
+from bot.names import branch_problem, is_branch
 from jobs.queue import JobRequest
 
 SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 PR_FORMS = [
-    re.compile(r"^(?:PR)?#(?P<n>\d{1,7})$", re.I),
-    re.compile(r"^(?P<n>\d{1,7})$"),
-    re.compile(r"^(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<n>\d{1,7})$"),
-    re.compile(r"^<?https?://[A-Za-z0-9.:-]+/(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/pulls?/(?P<n>\d{1,7})"
+    re.compile(r"^(?:PR)?#(?P<n>[0-9]{1,7})$", re.I),
+    re.compile(r"^(?P<n>[0-9]{1,7})$"),
+    re.compile(r"^(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<n>[0-9]{1,7})$"),
+    re.compile(r"^<?https?://[A-Za-z0-9.:-]+/(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/pulls?/(?P<n>[0-9]{1,7})"
                r"(?:[/?#][^\s>|]*)?(?:\|[^>]*)?>?$"),
 ]
 RANGE = re.compile(r"^(?P<base>[A-Za-z0-9._/-]{1,200})\.\.(?P<head>[A-Za-z0-9._/-]{1,200})$")
@@ -117,7 +118,7 @@ def parse_pr(config: Config, text: str, *, allow_range: bool = True) -> PRRef | 
 
 
 def _ref_ok(ref: str) -> bool:
-    return bool(BRANCH_NAME.match(ref)) or bool(SHA.match(ref))
+    return is_branch(ref) or bool(SHA.match(ref))
 
 
 def parse_commit_or_pr(config: Config, text: str) -> str | PRRef:
@@ -125,7 +126,7 @@ def parse_commit_or_pr(config: Config, text: str) -> str | PRRef:
     (a bare number would be ambiguous with a SHA here)."""
     if SHA.match(text):
         return text.lower()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdecimal()):
         try:
             return parse_pr(config, text, allow_range=False)
         except Usage:
@@ -138,8 +139,9 @@ def parse_releases(text: str) -> list[str]:
     if not releases:
         raise Usage("name at least one release, e.g. 9.1 or 9.1,8.1")
     for r in releases:
-        if not BRANCH_NAME.match(r):
-            raise Usage(f"{shown(r)} is not a valid release or branch name")
+        problem = branch_problem(r)
+        if problem:
+            raise Usage(f"{shown(r)} is not a valid release or branch name: it {problem}")
     return list(dict.fromkeys(releases))
 
 

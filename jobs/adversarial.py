@@ -12,6 +12,7 @@ command was typed learns how many there were, never what they are."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -25,7 +26,7 @@ from bot import render
 from jobs import git
 from jobs import pull as pull_mod
 from jobs.runtime import JobFailed, JobRun
-from jobs.sandbox import can_unshare_net, run_command
+from jobs import sandbox
 
 INTS = ["0", "-1", "1", "-2147483649", "2147483648", "4294967296", "-9223372036854775808", "9223372036854775807",
         "18446744073709551616", "100000"]
@@ -125,13 +126,9 @@ class Harness:
     async def run(self, scripts: list[list[list[str]]], full: bool = False) -> list[dict]:
         self.attempts += len(scripts)
         payload = json.dumps({"spec": self.spec, "scripts": scripts, "full": full}).encode()
-        runner = [sys.executable, "-m", "jobs.attack"]
-        if can_unshare_net():
-            argv = ["unshare", "-n", "/bin/sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh", *runner]
-        else:
-            argv = runner
+        # The runner is our code and stays outside the sandbox; it starts each target in a sandbox of its own.
         repo_root = str(Path(__file__).resolve().parents[1])
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "jobs.attack", stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                     cwd=repo_root, env={**self.spec["env"], "PYTHONPATH": repo_root},
                                                     start_new_session=True)
@@ -170,6 +167,18 @@ async def run(job: JobRun) -> None:
         raise JobFailed("`[slack] security_channel` is not set; adversarial findings may be embargoed, so nothing "
                         "runs without a private channel to report to")
     attempts = int(p.get("attempts") or cfg.attempts)
+    repo_cfg = job.config.repo(p["repo"])
+    build_limits = sandbox.limits_for(job.config, repo_cfg, cfg.time_budget_s)
+    if sandbox.available():
+        why = await asyncio.to_thread(sandbox.probe_connect)
+        if why:
+            raise JobFailed(f"nothing was built or attacked: {why}")
+    elif not build_limits.allow_unisolated:
+        raise JobFailed(f"nothing was built or attacked: a PR's code runs only in a sandbox, and {sandbox.probe()}"
+                        " (or set `[sandbox] allow_unisolated = true` for a repo you trust)")
+    else:
+        await job.say(":warning: No sandbox on this machine and `[sandbox] allow_unisolated = true`: the PR's "
+                      "build and target run WITHOUT isolation.", once="unisolated")
     await job.thread.status("running", "fetching and building")
     pull = await pull_mod.fetch(job, p["repo"], p["pr"], "an adversarial run")
     repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
@@ -178,15 +187,20 @@ async def run(job: JobRun) -> None:
     checkout = await asyncio.to_thread(git.checkout, repo, head_sha, work)
     try:
         if cfg.build:
-            built = await run_command(cfg.build, checkout, cfg.time_budget_s)
-            await job.audit.write("build", "output", built.output, returncode=built.returncode)
+            try:
+                built = await sandbox.run(cfg.build, checkout, build_limits, secrets=job.config.env.secrets())
+            except sandbox.Unavailable as exc:
+                raise JobFailed(f"nothing was built or attacked: {exc}")
+            await job.audit.write("build", "output", built.output, returncode=built.returncode,
+                                  sandbox=built.applied)
             if not built.ok:
-                raise JobFailed(f"the build failed (`{cfg.build}`), so nothing was attacked:\n"
+                raise JobFailed(f"the build {built.verdict} ({render.lit(cfg.build)}), so nothing was attacked:\n"
                                 + render.code(built.tail(20)))
+        target_limits = dataclasses.replace(build_limits, timeout_s=cfg.attempt_timeout_s * 4 + 30,
+                                            cpu_s=int(max(cfg.attempt_timeout_s * 2, 10)))
         spec = {"cwd": str(checkout), "start": cfg.start, "protocol": cfg.protocol, "ready": list(cfg.ready),
                 "invariants": [list(i) for i in cfg.invariants], "attempt_timeout_s": cfg.attempt_timeout_s,
-                "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(checkout), "LANG": "C.UTF-8"},
-                "cpu_s": int(max(cfg.attempt_timeout_s * 2, 10)), "mem_mb": 2048}
+                "env": {"LANG": "C.UTF-8"}, "limits": dataclasses.asdict(target_limits)}
         findings = await _attack(job, Harness(spec, checkout), patch, attempts, cfg.time_budget_s)
     finally:
         git.remove_checkout(checkout)
@@ -206,10 +220,9 @@ async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budg
     table = await command_table(harness)
     commands = list(dict.fromkeys(from_diff + table)) or ["PING"]
     await job.audit.write("attack", "commands", ", ".join(commands[:200]))
-    isolation = ("each attempt in its own network namespace (loopback only)" if can_unshare_net()
-                 else "network NOT isolated: `unshare -n` is not permitted on this machine")
-    await job.say(f"Sandbox: a fresh target per attempt under CPU/memory/file limits, no secrets, {isolation}.",
-                  once="sandbox")
+    limits = sandbox.Limits(**harness.spec["limits"])
+    await job.say(f"Sandbox: a fresh target per attempt (a copy-on-write view of the build), no secrets; "
+                  f"{sandbox.describe(limits, sandbox.available())}.", once="sandbox")
     llm = job.services.llm
     if llm is None:
         await job.say(f"No ANTHROPIC_API_KEY is set, so the built-in generator attacks "
@@ -315,7 +328,7 @@ async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) ->
     chat = job.thread.chat
     text = (f":rotating_light: *Adversarial finding* in {job.params['repo']}#{job.params['pr']} "
             f"(head `{head[:10]}`, job `{job.key}`): *{f.oracle}* — {render.inert(f.message)[:300]}"
-            + (f" at `{render.inert(f.frame)[:100]}`" if f.frame else "") +
+            + (f" at {render.lit(f.frame, 100)}" if f.frame else "") +
             f"\nReproducer ({len(f.minimal)} command(s), {'confirmed by replay' if f.confirmed else 'NOT reproduced on replay'}):\n"
             + render.code(_script_text(f.minimal), keep="head", limit=1500))
     if f.output_tail:

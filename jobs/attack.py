@@ -1,9 +1,10 @@
 """The attack runner: start the target, send one attack script, and let deterministic oracles judge.
 
-Runs as `python -m jobs.attack` with a JSON batch on standard input and one JSON result per script on
-standard output, inside a network namespace of its own where the machine allows it (only loopback, which the
-target and this runner share). The target is started fresh for every script, in its own process group, under
-CPU, memory and file-size limits, and killed afterwards. Oracles: the process died or was killed by a signal;
+Runs as `python -m jobs.attack` (our code, outside any sandbox) with a JSON batch on standard input and one
+JSON result per script on standard output. The target is started fresh for every script in a sandbox of its own
+(jobs/sandbox.py: its own pid, mount, user and network namespaces, a copy-on-write view of the built checkout,
+cgroup and rlimits) and killed afterwards; this runner reaches it on the sandbox's loopback by entering only its
+network namespace for the connect. The target can't see, signal or write this runner or its files. Oracles: the process died or was killed by a signal;
 sanitizer or assertion text in its output; no reply within the per-attempt timeout; an invariant whose first
 and last replies differ; a reply that is not valid protocol."""
 
@@ -12,12 +13,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+from jobs import sandbox
 
 SANITIZER = re.compile(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ASSERTION FAILED|"
                        r"Assertion [`'\"].*failed|assertion failed|Guru Meditation|panic:|Segmentation fault)", re.I)
@@ -99,14 +103,7 @@ class Reader:
         return line.decode("utf-8", "replace").rstrip("\r")
 
 
-def _limits(cpu_s: int, mem_mb: int):
-    def apply():
-        os.setsid()
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (mem_mb * 2**20, mem_mb * 2**20))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 2**20, 512 * 2**20))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
+TARGET_PORT = 16379    # inside the target's own network namespace every port is free
 
 
 def free_port() -> int:
@@ -116,44 +113,49 @@ def free_port() -> int:
 
 
 class Target:
-    def __init__(self, spec: dict):
+    """One fresh target: a sandbox over a copy-on-write view of the built checkout, so nothing one attempt
+    writes (a dump file, a config) is seen by the next, and nothing of this runner is visible to it."""
+
+    def __init__(self, spec: dict, logdir: str):
         self.spec = spec
-        self.port = free_port()
+        self.limits = sandbox.Limits(**spec["limits"])
+        self.box = sandbox.Box(Path(spec["cwd"]), self.limits, mode="overlay", env=spec.get("env"))
+        self.port = TARGET_PORT if self.box.isolated else free_port()
+        self.log_path = os.path.join(logdir, f"target-{time.monotonic_ns()}.log")
         self.proc: subprocess.Popen | None = None
-        self.log_path = os.path.join(spec["cwd"], f".attack-{self.port}.log")
 
     def start(self) -> None:
         cmd = self.spec["start"].replace("{port}", str(self.port))
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["/bin/sh", "-c", "exec " + cmd], cwd=self.spec["cwd"], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.spec["env"],
-                                     preexec_fn=_limits(self.spec.get("cpu_s", 60), self.spec.get("mem_mb", 2048)))
+        with open(self.log_path, "wb") as log:
+            self.proc = self.box.spawn(["/bin/sh", "-c", "exec " + cmd], log)
 
     def connect(self, timeout: float) -> socket.socket:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return socket.create_connection(("127.0.0.1", self.port), timeout=1)
+                return self.box.connect(self.port, 1)
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
 
+    def exit_code(self) -> int | None:
+        """None while it runs; else its status, 128+N when a signal ended it."""
+        if self.proc.poll() is None:
+            return None
+        return self.box.exit_code()
+
     def output(self) -> str:
         try:
             with open(self.log_path, "rb") as fh:
-                return fh.read()[-200_000:].decode("utf-8", "replace")
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 200_000))
+                return fh.read().decode("utf-8", "replace")
         except OSError:
             return ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-        self.log.close()
+        self.box.close()
         try:
             os.unlink(self.log_path)
         except OSError:
@@ -169,9 +171,9 @@ def frame_of(text: str) -> str:
     return m.group(0) if m else ""
 
 
-def run_script(spec: dict, commands: list[list[str]], full: bool = False) -> dict:
+def run_script(spec: dict, commands: list[list[str]], full: bool = False, logdir: str = "/tmp") -> dict:
     """Run one attack script against a fresh target; return the oracle's verdict (oracle None: nothing)."""
-    target = Target(spec)
+    target = Target(spec, logdir)
     protocol = spec.get("protocol", "resp")
     timeout = float(spec.get("attempt_timeout_s", 15))
     result = {"oracle": None, "message": "", "frame": "", "replies": []}
@@ -210,11 +212,12 @@ def run_script(spec: dict, commands: list[list[str]], full: bool = False) -> dic
         finally:
             sock.close()
         time.sleep(0.05)
-        code = target.proc.poll()
+        code = target.exit_code()
         out = target.output()
         if code is not None and code != 0:
-            name = signal.Signals(-code).name if code < 0 else f"exit {code}"
-            result.update(oracle="crash" if code > 0 else "signal", message=f"target died ({name})")
+            signalled = code > 128 and code - 128 in signal.Signals._value2member_map_
+            name = signal.Signals(code - 128).name if signalled else f"exit {code}"
+            result.update(oracle="signal" if signalled else "crash", message=f"target died ({name})")
         found = SANITIZER.search(out)
         if found and result["oracle"] in (None, "crash", "signal"):
             result.update(oracle=result["oracle"] or "sanitizer",
@@ -235,10 +238,11 @@ def _short(value, limit: int = 200):
 def main() -> None:
     batch = json.load(sys.stdin)
     spec = batch["spec"]
-    for script in batch["scripts"]:
-        out = run_script(spec, script, full=batch.get("full", False))
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
+    with tempfile.TemporaryDirectory(prefix="attack-") as logdir:    # this runner's own; no target sees it
+        for script in batch["scripts"]:
+            out = run_script(spec, script, full=batch.get("full", False), logdir=logdir)
+            sys.stdout.write(json.dumps(out) + "\n")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from bot import render
 from bot.github import GitHubError
 from jobs import git, resolve
 from jobs.runtime import JobFailed, JobRun, NeedsPerson
-from jobs.sandbox import run_command
+from jobs import sandbox
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def run(job: JobRun) -> None:
     repo = mirror.repo()
     picked = await job.stage("pick", lambda: _pick(job, repo, plan, repo_cfg), detail="cherry-picking")
     if picked["empty"]:
-        await job.done(f":information_source: Already applied on `{branch}`: cherry-picking "
+        await job.done(f":information_source: Already applied on {render.lit(branch)}: cherry-picking "
                        f"{_refs_text(plan)} changes nothing there. No branch or PR was made.",
                        detail=f"already applied on {branch}")
         return
@@ -71,7 +71,7 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
     tip = git.branch_tip(repo, branch)
     if tip is None:
         listed = ", ".join(f"{k}→{v}" for k, v in repo_cfg.releases.items()) or "none configured"
-        raise JobFailed(f"there is no branch `{branch}` in {repo_cfg.github} (releases: {listed})")
+        raise JobFailed(f"there is no branch {render.lit(branch)} in {repo_cfg.github} (releases: {listed})")
     picks, prs, title = [], [], ""
     for ref in job.params["refs"]:
         if ref.startswith("#"):
@@ -154,7 +154,7 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
                 raise NeedsPerson(_escalation(job, repo, plan, original, head, "pick",
                                               f"cherry-pick of {p['sha'][:10]} conflicts, and no LLM is available",
                                               files))
-            await job.say(f":robot_face: Conflicts picking `{p['sha'][:10]}` in {', '.join(f'`{f}`' for f in files)};"
+            await job.say(f":robot_face: Conflicts picking `{p['sha'][:10]}` in {render.lits(files, 40)};"
                           " asking Claude to resolve them (code checks the result).", once=f"conflict:{p['sha']}")
             outcome = await resolve.resolve_conflicts(job, repo, original, head, result, p["mainline"] or 1)
             if not outcome.ok:
@@ -163,7 +163,7 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
             tree = outcome.tree
             llm_files.extend(outcome.changed)
             await job.say(f":white_check_mark: Claude's resolution passed the checks "
-                          f"({', '.join(f'`{f}`' for f in outcome.changed)}).", once=f"resolved:{p['sha']}")
+                          f"({render.lits(outcome.changed, 40)}).", once=f"resolved:{p['sha']}")
         elif result.empty:
             empty_picks.append(p["sha"])
             continue
@@ -174,12 +174,12 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
         head = repo[pygit2.Oid(hex=new)]
     if settled:
         await job.say("Whitespace-only conflicts settled without an LLM in: " +
-                      ", ".join(f"`{f}`" for f in sorted(set(settled))), once="ws")
+                      render.lits(sorted(set(settled)), 40), once="ws")
     if empty_picks and commits:
-        await job.say(f"Skipped {len(empty_picks)} commit(s) already on `{plan['branch']}`: " +
+        await job.say(f"Skipped {len(empty_picks)} commit(s) already on {render.lit(plan['branch'])}: " +
                       ", ".join(s[:10] for s in empty_picks), once="skipped")
     if commits:
-        await job.say(f"Picked {len(commits)} commit(s) cleanly onto `{plan['branch']}`"
+        await job.say(f"Picked {len(commits)} commit(s) cleanly onto {render.lit(plan['branch'])}"
                       + (f" ({len(set(llm_files))} file(s) resolved by an LLM)" if llm_files else "") + ".",
                       once="picked")
     return {"head": str(head.id), "commits": commits, "empty": not commits, "settled": sorted(set(settled)),
@@ -193,7 +193,7 @@ def _escalation(job: JobRun, repo, plan: dict, original, head, stage: str, reaso
         deps = git.missing_dependencies(repo, original, repo[pygit2.Oid(hex=plan["tip"])], files)
         if deps:
             listed = ", ".join(f"`{sha}` {render.inert(subject)[:80]}" for sha, subject in deps)
-            hints.append(f"These earlier commits touch the same files and are not on `{plan['branch']}`; "
+            hints.append(f"These earlier commits touch the same files and are not on {render.lit(plan['branch'])}; "
                          f"the backport may depend on them: {listed}")
     return render.Escalation(stage=stage, reason=reason, files=files, commands=manual_commands(plan),
                              log_tail=log_tail, hints=hints)
@@ -217,25 +217,32 @@ async def _test(job: JobRun, repo, plan: dict, picked: dict, repo_cfg) -> dict:
         await job.say("No `test_command` is configured for this repo, so nothing was run.", once="test-none")
         return {"ran": False, "summary": "not run (no test_command configured)"}
     work = Path(job.config.env.data_dir) / "work"
+    limits = sandbox.limits_for(job.config, repo_cfg, repo_cfg.test_timeout_s)
     for attempt in (1, 2):
         path = await asyncio.to_thread(git.checkout, repo, picked["head"], work)
         try:
-            result = await run_command(repo_cfg.test_command, path, repo_cfg.test_timeout_s)
+            result = await sandbox.run(repo_cfg.test_command, path, limits, secrets=job.config.env.secrets())
+        except sandbox.Unavailable as exc:
+            raise NeedsPerson(_escalation(job, repo, plan, repo[pygit2.Oid(hex=plan["picks"][0]["sha"])], None,
+                                          "test", f"the tests were not run: {exc}", [], ""))
         finally:
-            git.remove_checkout(path)
-            git.remove_checkout(path.parent / (path.name + "-home"))
+            await asyncio.to_thread(git.remove_checkout, path)
         await job.audit.write("test", "output", result.output, returncode=result.returncode,
-                              seconds=round(result.seconds, 1), isolated=result.isolated)
-        network = "no network" if result.isolated else "network not isolated on this machine"
+                              seconds=round(result.seconds, 1), isolated=result.isolated, sandbox=result.applied)
+        if not result.isolated:
+            await job.say(":warning: The tests ran WITHOUT a sandbox (`[sandbox] allow_unisolated = true`): "
+                          "the code could see this machine's network and files.", once=f"unisolated:{attempt}")
+        where = "in the sandbox, no network" if result.isolated else "unsandboxed"
         if result.ok:
-            summary = f"`{repo_cfg.test_command}` passed in {result.seconds:.0f}s ({network})"
+            summary = f"{render.lit(repo_cfg.test_command)} passed in {result.seconds:.0f}s ({where})"
             await job.say(f":white_check_mark: Tests passed: {summary}.", once=f"test-pass:{attempt}")
             return {"ran": True, "passed": True, "summary": summary, "llm_fixed": attempt == 2}
-        why = "timed out" if result.timed_out else f"exited with {result.returncode}"
+        why = ("timed out" if result.timed_out else result.verdict if result.limit
+               else f"exited with {result.returncode}")
         await job.say(f":x: Tests {why} after {result.seconds:.0f}s.\n" + render.code(result.tail(25)),
                       once=f"test-fail:{attempt}")
         if attempt == 2 or job.services.llm is None:
-            reason = f"`{repo_cfg.test_command}` {why}" + (f"; {llm_mod.SKIPPED}" if job.services.llm is None
+            reason = f"{repo_cfg.test_command!r} {why}" + (f"; {llm_mod.SKIPPED}" if job.services.llm is None
                                                            else " again after Claude's fix")
             raise NeedsPerson(_escalation(job, repo, plan, repo[pygit2.Oid(hex=plan["picks"][0]["sha"])],
                                           None, "test", reason, [], result.tail(40)))

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import pygit2
 
+from bot.render import inert, lit, lits
+
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@ ?(?P<context>.*)$")
 DEFINITION = re.compile(
     r"^[+-]\s*(?:(?:export\s+|pub(?:\(\w+\))?\s+|static\s+|inline\s+|async\s+|public\s+|private\s+|protected\s+)*"
@@ -200,17 +202,17 @@ def render(d: Digest, max_files_per_area: int = 12) -> list[str]:
         head += "\n:warning: no test files changed"
     sections = [head]
     for area, files in d.areas.items():
-        lines = [f"*{area}* ({len(files)} file(s), +{sum(f.additions for f in files)}/"
+        lines = [f"*{inert(area)}* ({len(files)} file(s), +{sum(f.additions for f in files)}/"
                  f"−{sum(f.deletions for f in files)})"]
         for f in files[:max_files_per_area]:
             flag = {"test": " :test_tube:", "config": " :gear:"}.get(f.kind, "")
-            syms = f"; {', '.join(f'`{s}`' for s in f.symbols[:5])}" if f.symbols else ""
-            lines.append(f"• `{f.path}` {f.status} +{f.additions}/−{f.deletions}{flag}{syms}")
+            syms = f"; {lits(f.symbols, 5)}" if f.symbols else ""
+            lines.append(f"• {lit(f.path)} {f.status} +{f.additions}/−{f.deletions}{flag}{syms}")
         if len(files) > max_files_per_area:
             lines.append(f"• …and {len(files) - max_files_per_area} more")
         sections.append("\n".join(lines))
     if apart:
-        shown = ", ".join(f"`{f.path}` ({f.kind})" for f in apart[:15])
+        shown = ", ".join(f"{lit(f.path)} ({f.kind})" for f in apart[:15])
         more = f" and {len(apart) - 15} more" if len(apart) > 15 else ""
         sections.append(f"*Set apart* (not summarised): {shown}{more}")
     return sections

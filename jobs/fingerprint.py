@@ -11,8 +11,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\S")
-BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+# A string literal ends at its closing quote or at the end of its line (the closing quote is optional), so every
+# quote starts a match that succeeds: each character is looked at once, whatever a hostile file holds.
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?|\S")
 LINE_COMMENT = re.compile(r"//[^\n]*|(?<![\w$])#(?!\s*(?:include|define|if|ifdef|ifndef|endif|else|elif|undef|pragma)\b)[^\n]*")
 KEYWORDS = {
     "if", "else", "for", "while", "do", "switch", "case", "default", "break", "continue", "return", "goto",
@@ -36,9 +37,28 @@ def apply_branding(text: str, mapping: dict[str, str]) -> str:
     return text
 
 
+def strip_block_comments(text: str) -> str:
+    """/* … */ removed, leaving its newlines so line numbers still line up; an unclosed /* stays as it is.
+    Linear: found with str.find, never a regex that rescans from every `/*`."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("/*", pos)
+        if start < 0:
+            break
+        end = text.find("*/", start + 2)
+        if end < 0:                # no later /* can close either
+            break
+        out.append(text[pos:start])
+        out.append("\n" * text.count("\n", start, end))
+        pos = end + 2
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def strip_comments(text: str) -> str:
     """Comments removed; a block comment leaves its newlines so line numbers still line up."""
-    return LINE_COMMENT.sub("", BLOCK_COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text))
+    return LINE_COMMENT.sub("", strip_block_comments(text))
 
 
 def tokens(text: str, mapping: dict[str, str]) -> list[str]:

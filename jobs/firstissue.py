@@ -106,7 +106,7 @@ async def _how_to_build(job: JobRun, repo: str) -> str:
         if text:
             notes = build_notes(text)
             if notes:
-                return f"*How to build and test* (from `{path}`):\n{render.inert(notes)}"
+                return f"*How to build and test* (from {render.lit(path)}):\n{render.inert(notes)}"
     return "*How to build and test*: see the repository's README."
 
 

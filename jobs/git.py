@@ -21,11 +21,12 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import MergeFileFlag, MergeFlag
 
+from bot.names import is_branch
+
 log = logging.getLogger(__name__)
 
 BOT_SIGNATURE = ("maintainer-bot", "maintainer-bot@users.noreply.github.com")
 TRAILER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: .+|^\(cherry picked from commit [0-9a-f]+\)$")
-SAFE_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])(?<!\.lock)$")
 
 
 class GitError(Exception):
@@ -33,7 +34,7 @@ class GitError(Exception):
 
 
 def safe_ref(name: str) -> str:
-    if not SAFE_REF.match(name):
+    if not is_branch(name):
         raise GitError(f"refusing the ref name {name!r}")
     return name
 
@@ -50,21 +51,30 @@ def locked(path: Path):
 
 
 class Callbacks(pygit2.RemoteCallbacks):
-    """Token auth for https remotes, and the one place a refused push is noticed."""
+    """Token auth for the configured host only, and the one place a refused push is noticed."""
 
-    def __init__(self, token: str = ""):
+    def __init__(self, token: str = "", allowed_url: str = ""):
         super().__init__()
         self.token = token
+        self.allowed = _host(allowed_url)
         self.rejected: dict[str, str] = {}
 
     def credentials(self, url, username_from_url, allowed_types):
-        if self.token and allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+        # Only the host the operator configured gets the token, whatever a redirect or config says.
+        if (self.token and self.allowed and _host(url) == self.allowed
+                and allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT):
             return pygit2.UserPass("x-access-token", self.token)
         return None
 
     def push_update_reference(self, refname, message):
         if message:  # libgit2 reports a ref the server refused here, not as an exception
             self.rejected[refname] = message
+
+
+# Keys a mirror's own config may hold; anything else (url.*.insteadOf, remote.*.pushurl, http.*, credential.*,
+# core.sshCommand, include.path, ...) is removed before every fetch and push.
+MIRROR_CONFIG = {"core.repositoryformatversion", "core.filemode", "core.bare", "core.logallrefupdates",
+                 "core.ignorecase", "core.precomposeunicode", "core.symlinks"}
 
 
 class Mirror:
@@ -75,21 +85,25 @@ class Mirror:
 
     def _open(self) -> pygit2.Repository:
         if not (self.path / "HEAD").exists():
-            repo = pygit2.init_repository(str(self.path), bare=True)
-            repo.remotes.create("origin", self.clone_url, "+refs/heads/*:refs/heads/*")
-            return repo
+            return pygit2.init_repository(str(self.path), bare=True)
         repo = pygit2.Repository(str(self.path))
-        if repo.remotes["origin"].url != self.clone_url:
-            repo.remotes.set_url("origin", self.clone_url)
+        _clean_config(repo)
         return repo
+
+    def _remote(self, repo: pygit2.Repository) -> pygit2.Remote:
+        """The configured URL, named explicitly: nothing in any config can redirect a fetch or a push."""
+        return repo.remotes.create_anonymous(self.clone_url)
+
+    def _callbacks(self) -> Callbacks:
+        return Callbacks(self.token, self.clone_url)
 
     def sync(self) -> pygit2.Repository:
         """Fetch every branch (incrementally after the first time) and return the repository."""
         with locked(self.path):
             repo = self._open()
             try:
-                repo.remotes["origin"].fetch(["+refs/heads/*:refs/heads/*"], callbacks=Callbacks(self.token),
-                                             prune=pygit2.enums.FetchPrune.PRUNE)
+                self._remote(repo).fetch(["+refs/heads/*:refs/heads/*"], callbacks=self._callbacks(),
+                                         prune=pygit2.enums.FetchPrune.PRUNE)
             except pygit2.GitError as exc:
                 raise GitError(f"fetching {_public_url(self.clone_url)} failed: {exc}") from exc
             return repo
@@ -102,8 +116,8 @@ class Mirror:
         with locked(self.path):
             repo = self._open()
             try:
-                repo.remotes["origin"].fetch([f"+refs/pull/{int(number)}/head:refs/bot/pull/{int(number)}"],
-                                             callbacks=Callbacks(self.token))
+                self._remote(repo).fetch([f"+refs/pull/{int(number)}/head:refs/bot/pull/{int(number)}"],
+                                         callbacks=self._callbacks())
             except pygit2.GitError as exc:
                 raise GitError(f"fetching PR #{number} failed: {exc}") from exc
             return repo
@@ -115,10 +129,10 @@ class Mirror:
             repo = self._open()
             local = f"refs/bot/push/{branch}"
             repo.references.create(local, pygit2.Oid(hex=commit), force=True)
-            cb = Callbacks(self.token)
+            cb = self._callbacks()
             spec = f"{'+' if force else ''}{local}:refs/heads/{branch}"
             try:
-                repo.remotes["origin"].push([spec], callbacks=cb)
+                self._remote(repo).push([spec], callbacks=cb)
             except pygit2.GitError as exc:
                 raise GitError(f"push of {branch} failed: {exc}") from exc
             finally:
@@ -127,6 +141,29 @@ class Mirror:
             if cb.rejected:
                 ref, why = next(iter(cb.rejected.items()))
                 raise GitError(f"the server refused the push of {ref}: {why}")
+
+
+def _clean_config(repo: pygit2.Repository) -> None:
+    """Drop every key of the mirror's own config that is not on the short list (see MIRROR_CONFIG)."""
+    path = Path(repo.path) / "config"
+    try:
+        local = pygit2.Config(str(path))
+    except pygit2.GitError:
+        return
+    names = {entry.name for entry in local}
+    for name in names:
+        if name.lower() not in MIRROR_CONFIG:
+            with contextlib.suppress(KeyError, pygit2.GitError):
+                local.delete_multivar(name, ".*")
+    if any(n.lower() not in MIRROR_CONFIG for n in names):
+        log.warning("mirror %s: removed unexpected config keys %s", repo.path,
+                    sorted(n for n in names if n.lower() not in MIRROR_CONFIG)[:10])
+
+
+def _host(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased; '' for local paths."""
+    m = re.match(r"^([a-z][a-z0-9+.-]*)://(?:[^@/]*@)?([^/?#]*)", url or "", re.I)
+    return f"{m.group(1).lower()}://{m.group(2).lower()}" if m else ""
 
 
 def _public_url(url: str) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pygit2
 
+from bot import render
 from jobs import fingerprint as fp
 from jobs import git
 
@@ -103,6 +104,24 @@ def _resolve(repo: pygit2.Repository, name: str) -> pygit2.Commit:
     raise ProvenanceError(f"{name!r} is neither a branch, a tag nor a commit of the repository")
 
 
+MAX_PATCH = 2_000_000     # characters of one file's patch that are fingerprinted
+MAX_LINE = 20_000         # a longer line marks a minified or generated file
+
+
+def too_big(text: str) -> str:
+    """Why a file's patch is not fingerprinted ('' when it is)."""
+    if len(text) > MAX_PATCH:
+        return f"{len(text):,} characters of diff (over {MAX_PATCH:,})"
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if end - start > MAX_LINE:
+            return f"a line of {end - start:,} characters (minified or generated?)"
+        start = end + 1
+    return ""
+
+
 @dataclass
 class FileSignals:
     path: str
@@ -112,7 +131,11 @@ class FileSignals:
     patch_id: str
 
 
-def commit_signals(repo: pygit2.Repository, commit: pygit2.Commit, cfg: ProvConfig) -> tuple[str, list[FileSignals]]:
+def commit_signals(repo: pygit2.Repository, commit: pygit2.Commit, cfg: ProvConfig,
+                   skipped: list[tuple[str, str]] | None = None) -> tuple[str, list[FileSignals]]:
+    """The commit's patch-id and each file's signals. Files too big to fingerprint in bounded time (over
+    MAX_PATCH characters of patch, or a line over MAX_LINE: minified or generated) are left out and, when
+    `skipped` is given, listed there with the reason. CPU-bound: callers run it in a thread."""
     diff = repo.diff(commit.parents[0], commit, context_lines=0)
     diff.find_similar()
     files = []
@@ -122,6 +145,11 @@ def commit_signals(repo: pygit2.Repository, commit: pygit2.Commit, cfg: ProvConf
         if patch.delta.is_binary or any(path.startswith(e) for e in cfg.exclude):
             continue
         text = patch.text or ""
+        why = too_big(text)
+        if why:
+            if skipped is not None:
+                skipped.append((path, why))
+            continue
         added, hunks = fp.parse_patch(path, text[text.find("@@"):] if "@@" in text else "")
         all_hunks[path] = hunks
         files.append(FileSignals(path, added, fp.prints(added, cfg.normalize), fp.hunk_hashes(hunks, cfg.normalize),
@@ -367,7 +395,10 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
                                    detail=f"message references {cfg.upstream_name}#{number}"))
     if len(commit.parents) != 1:
         return out
-    pid, files = commit_signals(repo, commit, cfg)
+    skipped: list[tuple[str, str]] = []
+    pid, files = await asyncio.to_thread(commit_signals, repo, commit, cfg, skipped)
+    for path, why in skipped:
+        out.append(Finding(sha, None, "not-checked", 0.0, [path], detail=f"not fingerprinted: {why}"))
     own = await history.times([h for f in files for h in list(f.prints.exact) + list(f.prints.abstract)])
     for f in files:
         markers = fp.licence_markers(f.added.text)
@@ -563,7 +594,6 @@ def _excerpt(repo, commit_sha: str, path: str | None, lines: list[int] | None, l
 
 async def run(job) -> None:
     """`/provenance <pr>` and pull_request webhooks: check the PR, report a check run, show the evidence."""
-    from bot import render
     from jobs import pull as pull_mod
     from jobs.queue import set_info
     from jobs.runtime import JobFailed
@@ -586,7 +616,7 @@ async def run(job) -> None:
     repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
     created = _epoch(pr.get("created_at"))
     if base is None:
-        raise JobFailed(f"cannot find the base `{pull.base_ref}` of #{p['pr']}")
+        raise JobFailed(f"cannot find the base {render.lit(pull.base_ref)} of #{p['pr']}")
     gh = job.services.github
     await job.audit.write("provenance", "index", json.dumps(stats))
     if not quiet:
@@ -634,18 +664,17 @@ def _epoch(iso: str | None) -> float | None:
 
 
 def _finding_text(f: Finding, repo, upstream_repo) -> str:
-    from bot import render
 
     up = f"`{f.upstream_commit[:10]}`" if f.upstream_commit else "no single upstream commit"
     text = (f"*{f.signal}* (score {f.score:.2f}): our `{f.commit[:10]}` ← upstream {up}"
             + (f" — {render.inert(f.detail)}" if f.detail else ""))
     if f.files:
-        text += "\nfiles: " + ", ".join(f"`{x}`" for x in f.files[:10])
+        text += "\nfiles: " + render.lits(f.files, 10)
     for span in f.spans[:2]:
         ours = _excerpt(repo, f.commit, span["file"], span["lines"])
         theirs = _excerpt(upstream_repo, f.upstream_commit or "", span.get("upstream_file"), span.get("upstream_lines"))
-        text += (f"\nours `{span['file']}` L{span['lines'][0]}–{span['lines'][1]} ↔ upstream "
-                 f"`{span.get('upstream_file')}` L{(span.get('upstream_lines') or ['?', '?'])[0]}–"
+        text += (f"\nours {render.lit(span['file'])} L{span['lines'][0]}–{span['lines'][1]} ↔ upstream "
+                 f"{render.lit(span.get('upstream_file'))} L{(span.get('upstream_lines') or ['?', '?'])[0]}–"
                  f"{(span.get('upstream_lines') or ['?', '?'])[1]}")
         if ours or theirs:
             text += "\n" + render.code(f"— ours —\n{ours}\n— upstream —\n{theirs}", limit=1200, keep="head")

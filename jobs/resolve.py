@@ -53,6 +53,34 @@ TOOLS = [
 ]
 
 
+SCHEMA_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
+
+
+def check_input(name: str, args: object, tools: list[dict] | None = None) -> str:
+    """'' when `args` fits the named tool's input schema (required keys, property types, enums, no unknown
+    keys), else what is wrong, fit to tell the model."""
+    tool = next((t for t in (tools or TOOLS) if t["name"] == name), None)
+    if tool is None:
+        return f"unknown tool {name!r}"
+    if not isinstance(args, dict):
+        return "the input must be a JSON object"
+    schema = tool["input_schema"]
+    props = schema.get("properties", {})
+    for key in schema.get("required", []):
+        if key not in args:
+            return f"{name} needs {key!r}"
+    for key, value in args.items():
+        spec = props.get(key)
+        if spec is None:
+            return f"{name} takes no {key!r} (it takes {', '.join(props) or 'nothing'})"
+        want = SCHEMA_TYPES.get(spec.get("type", ""), object)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            return f"{key!r} must be a {spec.get('type')}"
+        if "enum" in spec and value not in spec["enum"]:
+            return f"{key!r} must be one of {', '.join(spec['enum'])}"
+    return ""
+
+
 @dataclass
 class Outcome:
     ok: bool
@@ -79,7 +107,18 @@ class Workspace:
             return None
         return path
 
-    def call(self, name: str, args: dict) -> str:
+    def call(self, name: str, args: object) -> str:
+        """Run one tool call. Input is checked against the tool's schema first, and any failure is an
+        "error: …" result for the model, never an exception in the job."""
+        problem = check_input(name, args)
+        if problem:
+            return f"error: {problem}"
+        try:
+            return self._call(name, args)
+        except Exception as exc:        # e.g. a path that names a directory: the model hears it, the job goes on
+            return f"error: {name} failed: {exc.__class__.__name__}"
+
+    def _call(self, name: str, args: dict) -> str:
         if name == "show_original_diff":
             return llm_mod.fence("diff", render.clip(self.diff, FILE_MAX))
         if name == "finish":
@@ -132,7 +171,7 @@ async def _agent(job, ws: Workspace, prompt: str, stage: str) -> str:
             return ""
         results = []
         for call in calls:
-            out = ws.call(call.name, call.input if isinstance(call.input, dict) else {})
+            out = ws.call(call.name, call.input)
             await job.audit.write(stage, "tool", f"{call.name} {json.dumps(call.input)[:500]} -> {out[:300]}")
             results.append({"type": "tool_result", "tool_use_id": call.id, "content": out})
         messages.append({"role": "user", "content": results})
@@ -268,6 +307,6 @@ async def fix_test_failure(job, repo, picked: dict, output_tail: str) -> Outcome
         return Outcome(False, "the fix is far larger than the backport itself")
     commit = repo.create_commit(None, head.author, head.committer, head.message, pygit2.Oid(hex=tree),
                                 [p.id for p in head.parents])
-    await job.say("Claude changed " + ", ".join(f"`{p}`" for p in changed) + " to fix the tests; running them again.",
+    await job.say("Claude changed " + render.lits(changed) + " to fix the tests; running them again.",
                   once="test-fix")
     return Outcome(True, commit=str(commit), changed=changed)

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 import redis.asyncio as aioredis
 
 from bot import render
-from bot.audit import Audit
+from bot.audit import Audit, scrub
 from bot.chat import Chat
 from jobs.queue import info_key, job_info, set_info
 
@@ -38,12 +38,21 @@ class JobThread:
     """The parent message and its thread. The parent is posted once, by whoever gets there first (the
     command right after its ack, or the worker), guarded by a claim in Redis."""
 
-    def __init__(self, chat: Chat, redis: aioredis.Redis, key: str, *, ttl_days: int = 30, info: dict | None = None):
+    def __init__(self, chat: Chat, redis: aioredis.Redis, key: str, *, ttl_days: int = 30, info: dict | None = None,
+                 secrets: list[str] | tuple[str, ...] = ()):
         self.chat = chat
         self.redis = redis
         self.key = key
         self.ttl_days = ttl_days
+        self.secrets = list(secrets)          # scrubbed from everything this thread posts
         self._info: dict | None = dict(info) if info else None
+
+    def _clean(self, text: str, blocks: list | None = None) -> tuple[str, list | None]:
+        if not self.secrets:
+            return text, blocks
+        if blocks is not None:
+            blocks = json.loads(scrub(json.dumps(blocks), [json.dumps(s)[1:-1] for s in self.secrets]))
+        return scrub(text, self.secrets), blocks
 
     async def info(self, refresh: bool = False) -> dict:
         if self._info is None or refresh:
@@ -77,6 +86,7 @@ class JobThread:
         info = await self.info(refresh=True)
         if info.get("status") == status and info.get("detail", "") == detail and info.get("thread_ts"):
             return
+        detail = self._clean(detail)[0]
         ts = await self.parent_ts()
         await set_info(self.redis, self.key, self.ttl_days, status=status, detail=detail)
         await self.chat.update(info["channel"], ts, self._parent_text(info, status, detail))
@@ -88,6 +98,7 @@ class JobThread:
         if once and not await self.claim(once):
             return None
         ts = await self.parent_ts()
+        text, blocks = self._clean(text, blocks)
         try:
             return await self.chat.post(info["channel"], text, blocks, thread_ts=ts)
         except Exception:
@@ -129,7 +140,8 @@ class JobRun:
         self.config = services.config
         self.redis = services.redis
         self.attempt = attempt
-        self.thread = JobThread(chat, services.redis, key, ttl_days=services.config.queue.audit_ttl_days)
+        self.thread = JobThread(chat, services.redis, key, ttl_days=services.config.queue.audit_ttl_days,
+                                secrets=services.config.env.secrets())
         self.audit = Audit(services.redis, key, services.config.queue.audit_ttl_days, services.config.env.secrets())
 
     @property
@@ -183,5 +195,5 @@ class JobRun:
 
     async def fail(self, reason: str) -> None:
         await self.audit.write("job", "failed", reason)
-        await self.thread.reply(f":x: {reason}", once="final")
+        await self.thread.reply(f":x: {render.inert(reason)}", once="final")
         await self.thread.status("failed", reason[:200])

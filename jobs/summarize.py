@@ -164,7 +164,7 @@ def _rev(repo: pygit2.Repository, name: str) -> pygit2.Commit:
     try:
         return git.resolve_commit(repo, name)
     except git.GitError:
-        raise git.GitError(f"`{name}` is neither a branch nor a commit of the repository")
+        raise git.GitError(f"{render.lit(name)} is neither a branch nor a commit of the repository")
 
 
 def _since(previous: dict, src: Source) -> str:
@@ -176,7 +176,7 @@ def _since(previous: dict, src: Source) -> str:
     parts = []
     for label, paths in (("changed again", again), ("newly touched", added), ("no longer touched", gone)):
         if paths:
-            shown = ", ".join(f"`{p}`" for p in paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+            shown = render.lits(paths, 10)
             parts.append(f"{label}: {shown}")
     body = "; ".join(parts) or "the same files, with the same changes"
     return f"*Since the last summary* (`{previous['head'][:10]}` → `{src.head[:10]}`): {body}."
@@ -377,13 +377,13 @@ def _render_result(result: ModelResult) -> list[str]:
     out = []
     top = f"*Summary*\n{neutral(data['summary'])}" if data["summary"] else "*Summary*\n_(dropped: it named files not in the PR)_"
     if data["review_first"]:
-        top += "\n\n*Review first*\n" + "\n".join(f"• `{neutral(r['file'])}` — {neutral(r['why'])}"
+        top += "\n\n*Review first*\n" + "\n".join(f"• {render.lit(r['file'])} — {neutral(r['why'])}"
                                                 for r in data["review_first"])
     out.append(render.clip(top))
     for a in data["areas"]:
         lines = [f"*{neutral(a['area'])}*"] + [f"• {neutral(p)}" for p in a["points"]]
         if a["files"]:
-            lines.append("_files: " + ", ".join(f"`{neutral(f)}`" for f in a["files"]) + "_")
+            lines.append("_files: " + render.lits(a["files"], 50) + "_")
         out.append(render.clip("\n".join(lines)))
     return out
 
@@ -405,9 +405,7 @@ def _coverage(src: Source, d, result: ModelResult, had_model: bool) -> str:
         unread = [f.path for f in d.files if f.path not in read and f.path not in apart]
         line = f"*Coverage*: {len(read)}/{total} files read"
         if unread:
-            line += "; not read: " + ", ".join(f"`{p}`" for p in unread[:20])
-            if len(unread) > 20:
-                line += f" and {len(unread) - 20} more"
+            line += "; not read: " + render.lits(unread, 20)
         line += f" ({result.calls} model call(s))"
     if apart:
         line += f"; set apart, not read: {len(apart)} generated/vendored/binary file(s)"

@@ -12,6 +12,7 @@ import sys
 from saq import Worker
 
 from bot import config as config_mod
+from bot.audit import scrub
 from bot.chat import Chat
 from bot.services import Services
 from jobs.queue import job_info
@@ -57,12 +58,17 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         log.exception("job %s failed", job.key)
         if job.retryable:
             await run.audit.write("job", "will-retry", f"{exc.__class__.__name__}: {exc}")
-            raise
+            # SAQ keeps the traceback in the job record: keep it to this line and a scrubbed message.
+            raise RetryLater(scrub(f"{exc.__class__.__name__}: {exc}"[:2000], services.config.env.secrets())) from None
         await run.fail(f"the job stopped with an internal error after {job.attempts} attempts "
                        f"({exc.__class__.__name__}: {str(exc)[:200]}); the audit log has the details")
         return "failed"
     finally:
         await beats.remove(job)
+
+
+class RetryLater(Exception):
+    """An unexpected error, re-raised for SAQ's retry with its message scrubbed of secrets."""
 
 
 _KINDS: dict = {}
@@ -208,17 +214,16 @@ async def amain() -> None:
 
 
 def main() -> None:
-    import os
-
     from bot.logs import setup
 
-    secrets = [v for k, v in os.environ.items() if k in SECRET_VARS and len(v) >= 6]
+    from bot.config import ConfigError, load_env
+
+    try:
+        secrets = load_env().secrets()
+    except ConfigError:
+        secrets = []          # amain reports the config error itself
     setup(secrets)
     asyncio.run(amain())
-
-
-SECRET_VARS = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "GITHUB_TOKEN",
-               "GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET", "ANTHROPIC_API_KEY"}
 
 
 if __name__ == "__main__":

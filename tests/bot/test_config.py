@@ -36,12 +36,24 @@ def test_the_example_config_parses():
     ({"repos": [{"github": "a/b"}], "adversarial": {"protocol": "http", "start": "x"}}, "adversarial.protocol"),
     ({"repos": [{"github": "a/b"}], "queue": {"heartbeat_s": 0}}, "queue.heartbeat_s"),
     ({"repos": [{"github": "a/b", "clone_url": "--upload-pack=evil"}]}, "repos[0].clone_url"),
+    ({"repos": [{"github": "a/b"}], "sandbox": {"memory_mb": "lots"}}, "sandbox.memory_mb"),
+    ({"repos": [{"github": "a/b"}], "sandbox": {"pids": 0}}, "sandbox.pids"),
+    ({"repos": [{"github": "a/b"}], "sandbox": {"allow_unisolated": "yes"}}, "sandbox.allow_unisolated"),
+    ({"repos": [{"github": "a/b"}], "sandbox": {"network": True}}, "sandbox.network"),
+    ({"repos": [{"github": "a/b", "sandbox": {"disk_mb": -1}}]}, "repos[0].sandbox.disk_mb"),
 ])
 def test_broken_config_names_the_key(data, key):
     with pytest.raises(ConfigError) as err:
         config_mod.parse(data)
     message = str(err.value)
     assert f": {key}: " in message and "\n" not in message
+
+
+def test_sandbox_limits_per_repo_override_the_global_ones():
+    cfg = config_mod.parse({"repos": [{"github": "a/b", "sandbox": {"memory_mb": 8192}}, {"github": "c/d"}],
+                            "sandbox": {"pids": 100}})
+    assert cfg.sandbox_for(cfg.repos[0]).memory_mb == 8192 and cfg.sandbox_for(cfg.repos[0]).pids == 512
+    assert cfg.sandbox_for(cfg.repos[1]).pids == 100 and not cfg.sandbox_for(cfg.repos[1]).allow_unisolated
 
 
 def test_environment_errors():

@@ -16,8 +16,8 @@ SERVER = (Path(__file__).resolve().parents[1] / "targets" / "kvserver.py").read_
 CLEAN = SERVER.replace('CLEAN = "--clean" in sys.argv', "CLEAN = True")
 
 
-def setup(remote, github, buggy: bool, number: int = 21):
-    base = remote.commit("main", {"kvserver.py": CLEAN}, "A key-value server")
+def setup(remote, github, buggy: bool, number: int = 21, extra: dict | None = None):
+    base = remote.commit("main", {"kvserver.py": CLEAN, **(extra or {})}, "A key-value server")
     head = remote.commit("feature", {"kvserver.py": (SERVER if buggy else CLEAN) + "\n# SETRANGE and WAIT reworked\n"},
                          "Rework SETRANGE, WAIT and DEBUG RELOAD", parents=[base])
     remote.repo.references.create(f"refs/pull/{number}/head", remote.repo[head].id, force=True)
@@ -26,7 +26,7 @@ def setup(remote, github, buggy: bool, number: int = 21):
     data = config_dict(remote)
     data["slack"]["security_channel"] = SECURITY
     data["repos"][0]["adversarial"] = {
-        "start": f"{sys.executable} kvserver.py --port {{port}}", "protocol": "resp", "ready": ["PING"],
+        "start": "python3 kvserver.py --port {port}", "protocol": "resp", "ready": ["PING"],
         "invariants": [["DEBUG DIGEST", "DEBUG RELOAD", "DEBUG DIGEST"]], "attempts": 400,
         "attempt_timeout_s": 1, "time_budget_s": 240}
     return data

@@ -59,3 +59,37 @@ def test_special_paths_are_links_and_submodules(tmp_path):
     sha = remote.commit("main", {"a.txt": "a\n", "l": "a.txt"}, "one", modes={"l": LINK})
     tree = remote.repo[pygit2.Oid(hex=sha)].tree
     assert git.special_paths(remote.repo, [tree], ["a.txt", "l", "missing"]) == {"l"}
+
+
+def test_a_poisoned_mirror_config_cannot_redirect_fetch_or_push(tmp_path):
+    """A mirror whose config someone rewrote (pushurl, insteadOf) still fetches from and pushes to the
+    configured URL only, and the keys are gone afterwards."""
+    remote = RepoBuilder(tmp_path / "remote.git")
+    evil = RepoBuilder(tmp_path / "evil.git")
+    base = remote.commit("main", {"a.txt": "one\n"}, "Initial")
+    evil.commit("main", {"a.txt": "evil\n"}, "Evil")
+    mirror = git.Mirror(tmp_path / "data", "acme/widget", remote.url, token="ghp_tokentokentoken")
+    mirror.sync()
+    cfg = pygit2.Config(str(mirror.path / "config"))
+    cfg[f"url.{evil.url}.insteadOf"] = remote.url
+    cfg["remote.origin.url"] = evil.url
+    cfg["remote.origin.pushurl"] = evil.url
+    cfg["core.sshCommand"] = "touch /tmp/pwned"
+    repo = mirror.sync()
+    assert str(repo.references["refs/heads/main"].target) == base          # fetched from the real remote
+    mirror.push(base, "backport/x")
+    assert "refs/heads/backport/x" in remote.repo.references
+    assert "refs/heads/backport/x" not in evil.repo.references
+    keys = {e.name.lower() for e in pygit2.Config(str(mirror.path / "config"))}
+    assert not any(k.startswith(("url.", "remote.")) or k == "core.sshcommand" for k in keys), keys
+
+
+def test_the_token_goes_only_to_the_configured_host():
+    cb = git.Callbacks("ghp_tokentokentoken", "https://github.com/acme/widget.git")
+    plain = pygit2.enums.CredentialType.USERPASS_PLAINTEXT
+    assert cb.credentials("https://evil.example.org/acme/widget.git", None, plain) is None
+    assert cb.credentials("https://github.com.evil.org/acme/widget.git", None, plain) is None
+    assert cb.credentials("http://github.com/acme/widget.git", None, plain) is None          # no downgrade
+    assert isinstance(cb.credentials("https://github.com/acme/other.git", None, plain), pygit2.UserPass)
+    assert git.Callbacks("ghp_tokentokentoken", "/srv/git/widget.git").credentials(
+        "https://github.com/acme/widget.git", None, plain) is None
