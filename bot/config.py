@@ -60,6 +60,7 @@ class RepoConfig:
     test_timeout_s: int = 1800
     adversarial: AdversarialConfig | None = None
     sandbox: SandboxConfig | None = None
+    protected_branches: tuple[str, ...] = ()   # besides default_branch, where backported commits may come from
 
     @property
     def owner(self) -> str:
@@ -98,6 +99,7 @@ class QueueConfig:
     job_timeout_s: int = 7200
     retries: int = 3
     audit_ttl_days: int = 30
+    allow_eviction: bool = False      # run on a store that may evict keys (loudly warned); off by default
 
 
 @dataclass(frozen=True)
@@ -292,8 +294,8 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
     q_raw = _table(data, "queue", fail)
     queue = QueueConfig(**{
         name: _get(q_raw, name, int, getattr(QueueConfig, name), "queue", fail, minimum=1)
-        for name in QueueConfig.__dataclass_fields__
-    })
+        for name in QueueConfig.__dataclass_fields__ if name != "allow_eviction"
+    }, allow_eviction=_get(q_raw, "allow_eviction", bool, False, "queue", fail))
 
     adversarial = _adversarial(data["adversarial"], "adversarial", fail) if "adversarial" in data else None
     sandbox = _sandbox(data["sandbox"], "sandbox", fail) if "sandbox" in data else SandboxConfig()
@@ -344,8 +346,11 @@ def _repo(raw: dict, key: str, fail, env: Env) -> RepoConfig:
     timeout = _get(raw, "test_timeout_s", int, 1800, key, fail, minimum=1)
     adversarial = _adversarial(raw["adversarial"], f"{key}.adversarial", fail) if "adversarial" in raw else None
     sandbox = _sandbox(raw["sandbox"], f"{key}.sandbox", fail) if "sandbox" in raw else None
+    protected = raw.get("protected_branches", [])
+    if not isinstance(protected, list) or any(branch_problem(b) for b in protected):
+        raise fail(f"{key}.protected_branches", "expected a list of valid branch names")
     return RepoConfig(github, default_branch, clone_url, dict(releases), test_command, timeout, adversarial,
-                      sandbox)
+                      sandbox, tuple(protected))
 
 
 def _sandbox(raw: Any, key: str, fail) -> SandboxConfig:

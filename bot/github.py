@@ -129,6 +129,13 @@ class GitHubClient:
     async def unassign(self, repo: str, number: int, login: str) -> None:
         await self.request(repo, "DELETE", f"/repos/{repo}/issues/{number}/assignees", json={"assignees": [login]})
 
+    async def user(self, repo: str, login: str) -> dict:
+        return await self.request(repo, "GET", f"/users/{login}")
+
+    async def user_gists(self, repo: str, login: str) -> list[dict]:
+        out = await self.request(repo, "GET", f"/users/{login}/gists", params={"per_page": 30})
+        return out if isinstance(out, list) else []
+
     async def user_exists(self, repo: str, login: str) -> bool:
         try:
             await self.request(repo, "GET", f"/users/{login}")

@@ -118,6 +118,35 @@ def _port_free(port: int) -> bool:
             return False
 
 
+def eviction_problem(url: str, allow_eviction: bool = False) -> tuple[str, str]:
+    """(error, warning) about the store's eviction policy: a server that may evict keys can silently lose a
+    queued job or its record, so anything but `noeviction` stops start-up, unless the operator accepted it
+    with `[queue] allow_eviction = true` (then it is a loud warning)."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
+    try:
+        policy = str(client.info("memory").get("maxmemory_policy", "noeviction"))
+    except redis.exceptions.RedisError as exc:
+        return f"the queue store at REDIS_URL does not answer ({exc.__class__.__name__})", ""
+    finally:
+        client.close()
+    if policy == "noeviction":
+        return "", ""
+    text = (f"the queue store evicts keys (maxmemory-policy {policy}): queued jobs and their records could "
+            "vanish; set `maxmemory-policy noeviction` on the server")
+    if allow_eviction:
+        return "", f"WARNING: {text} (accepted by [queue] allow_eviction = true)"
+    return text + ", or accept the risk with [queue] allow_eviction = true", ""
+
+
+def check_store(url: str, allow_eviction: bool = False) -> None:
+    """Stop start-up with one line when the store would lose jobs; log a loud warning when that was accepted."""
+    error, warning = eviction_problem(url, allow_eviction)
+    if error:
+        raise RuntimeError(error)
+    if warning:
+        log.warning(warning)
+
+
 def connect(url: str) -> aioredis.Redis:
     """An asyncio client with short timeouts, so a dead server is reported quickly instead of hanging."""
     return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10,

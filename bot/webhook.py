@@ -2,7 +2,11 @@
 to jobs on the same queue the slash commands use. Results go to `[slack] notify_channel`.
 
 Backport triggers: a `backport <release>` label on a merged PR, or a `/backport <release>` comment on a merged
-PR by someone with write access."""
+PR, each by someone with write access. The handler only verifies, decides and queues: anything that talks to
+Slack (a newcomer's PR-opened notice) is a job of its own. A delivery is marked seen only once its jobs are
+queued, so a failure leaves GitHub's redelivery free to try again; one older than `MAX_AGE_S` (by the event's
+own time) is ignored, so a replay after the seen-mark expired does nothing. Both JSON and GitHub's default
+form encoding (`payload=<json>`) are accepted; the signature covers the raw body either way."""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ import hashlib
 import json
 import logging
 import re
+import time
+import urllib.parse
+from datetime import datetime
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -24,6 +31,8 @@ log = logging.getLogger(__name__)
 LABEL = re.compile(r"^backport[ :/-]+(?P<release>[A-Za-z0-9._/-]{1,100})$", re.I)
 COMMENT = re.compile(r"^/backport\s+(?P<releases>[A-Za-z0-9._/,-]{1,200})\s*$", re.I | re.M)
 WRITE = {"admin", "maintain", "write"}
+MAX_AGE_S = 3 * 86400          # a delivery whose event is older than this is ignored
+SEEN_TTL_S = MAX_AGE_S + 86400  # the seen-mark outlives the window: every replay meets one or the other
 
 
 async def handle(request: web.Request) -> web.Response:
@@ -40,14 +49,17 @@ async def handle(request: web.Request) -> web.Response:
     event = request.headers.get("X-GitHub-Event", "")
     if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", delivery) or not event:
         return web.Response(status=400, text="missing delivery id or event")
+    payload = parse_payload(body, request.headers.get("Content-Type", ""))
+    if payload is None:
+        return web.Response(status=400, text="body is not a JSON object (application/json or payload=<json>)")
+    age = event_age(event, payload)
+    if age is not None and age > MAX_AGE_S:
+        metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="stale")
+        return web.Response(status=200, text="stale delivery ignored")
+    seen = _seen(request)
     try:
-        payload = json.loads(body)
-        if not isinstance(payload, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        return web.Response(status=400, text="body is not a JSON object")
-    try:
-        if not await services.redis.set(_seen(request), "1", nx=True, ex=7 * 86400):
+        # Claimed while we work (so a concurrent redelivery waits its turn), kept only once the jobs are queued.
+        if not await services.redis.set(seen, "working", nx=True, ex=SEEN_TTL_S):
             metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="duplicate")
             return web.Response(status=200, text="duplicate delivery ignored")
         requests = await route(services, event, payload)
@@ -57,16 +69,51 @@ async def handle(request: web.Request) -> web.Response:
             sub = await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s,
                                heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days)
             keys.append(sub.key)
+        await services.redis.set(seen, "done", ex=SEEN_TTL_S)
     except (QueueUnavailable, RedisError, OSError) as exc:
         await _forget(services, request)
-        log.warning("webhook %s not queued: %s", delivery, exc)
+        log.warning("webhook %s not queued: %s", delivery, exc.__class__.__name__)
         return web.Response(status=503, text="queue unavailable; redeliver later")
     except GitHubError as exc:
         await _forget(services, request)
-        return web.Response(status=502, text=f"GitHub lookup failed: {exc}")
+        if exc.status is not None and 400 <= exc.status < 500:
+            return web.Response(status=200, text="GitHub said no; nothing queued")
+        return web.Response(status=502, text="GitHub lookup failed; redeliver later")
+    except Exception:
+        await _forget(services, request)
+        log.exception("webhook %s failed", delivery)
+        return web.Response(status=500, text="internal error; redeliver later")
     metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="queued" if keys else "ignored",
                 event=event)
     return web.json_response({"queued": keys})
+
+
+def parse_payload(body: bytes, content_type: str) -> dict | None:
+    """The event as a dict, from JSON or from GitHub's form encoding (`payload=<url-encoded json>`)."""
+    try:
+        if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+            fields = urllib.parse.parse_qs(body.decode("utf-8"), max_num_fields=10)
+            body = (fields.get("payload") or [""])[0].encode()
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def event_age(event: str, payload: dict, now: float | None = None) -> float | None:
+    """Seconds since the event happened, by the payload's own clock (None when it carries none)."""
+    pr = obj(payload.get("pull_request"))
+    stamp = {"pull_request": pr.get("updated_at"),
+             "issue_comment": obj(payload.get("comment")).get("created_at"),
+             "check_run": obj(payload.get("check_run")).get("started_at"),
+             "push": obj(payload.get("head_commit")).get("timestamp")}.get(event)
+    if not isinstance(stamp, str) or len(stamp) > 40:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return (time.time() if now is None else now) - when
 
 
 def _seen(request: web.Request) -> str:
@@ -105,10 +152,15 @@ async def route(services, event: str, payload: dict) -> list[JobRequest]:
         pr = obj(payload.get("pull_request"))
         if number(pr.get("number")) is None:
             return []
-        if payload.get("action") == "opened":
-            from jobs import firstissue
-
-            await firstissue.pr_opened(services, repo.github, pr)
+        if payload.get("action") == "opened" and text(obj(pr.get("user")).get("login")):
+            # A newcomer's PR is told to the maintainer who handed the issue out: a job, not a call from here.
+            out.append(JobRequest(kind="pr-opened", params={
+                "repo": repo.github, "quiet": True,
+                "pr": {"number": pr["number"], "title": text(pr.get("title"))[:300],
+                       "body": text(pr.get("body"))[:5000], "html_url": text(pr.get("html_url"))[:300],
+                       "user": {"login": text(obj(pr.get("user")).get("login"))[:39]}}},
+                summary=f"PR #{pr['number']} opened ({repo.github})", dest="slack",
+                channel=services.config.slack.notify_channel))
         if payload.get("action") in ("opened", "synchronize", "reopened") and pr.get("number") \
                 and "provenance" in services.config.sections and services.config.slack.notify_channel:
             head = text(obj(pr.get("head")).get("sha"))
@@ -116,7 +168,7 @@ async def route(services, event: str, payload: dict) -> list[JobRequest]:
                                                              "head": head, "quiet": True},
                                   summary=f"provenance of #{pr['number']} ({repo.github})",
                                   channel=services.config.slack.notify_channel, dest="slack"))
-        return out + _from_label(services, repo.github, payload)
+        return out + await _from_label(services, repo.github, payload)
     if event == "issue_comment" and payload.get("action") == "created":
         return await _from_comment(services, repo.github, payload)
     return []
@@ -129,7 +181,7 @@ def _backport(services, repo: str, number: int, release: str, who: str) -> JobRe
                       origin={"github": who, "pr": number})
 
 
-def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
+async def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
     pr = obj(payload.get("pull_request"))
     if pr.get("merged") is not True:
         return []
@@ -141,8 +193,14 @@ def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
         labels = [text(obj(lbl).get("name")) for lbl in raw]
     else:
         return []
-    who = text(obj(payload.get("sender")).get("login")) or "someone"
+    who = text(obj(payload.get("sender")).get("login"))
     out = []
+    if not any(LABEL.match(name) for name in labels) or not services.config.slack.notify_channel:
+        return []
+    # Labels can be set by anyone with triage rights: like a comment, the label asks only for a writer.
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,39}", who) or not await _can_write(services, repo, who):
+        log.info("ignoring backport label on #%s: %r has no write access", pr.get("number"), who)
+        return []
     for name in labels:
         m = LABEL.match(name)
         if m and services.config.slack.notify_channel:
@@ -167,8 +225,21 @@ async def _from_comment(services, repo: str, payload: dict) -> list[JobRequest]:
         return []
     if services.github is None or not login:
         return []
-    if await services.github.permission(repo, login) not in WRITE:
+    if not await _can_write(services, repo, login):
         log.info("ignoring /backport from %s: no write access", login)
         return []
     releases = [r for r in m["releases"].split(",") if r and not branch_problem(r)]
     return [_backport(services, repo, int(issue["number"]), r, login) for r in releases[:5]]
+
+
+async def _can_write(services, repo: str, login: str) -> bool:
+    """Whether `login` may write to `repo`. A 4xx (no such user, no access) is a no; a 5xx is raised for
+    GitHub's redelivery to try again."""
+    if services.github is None:
+        return False
+    try:
+        return await services.github.permission(repo, login) in WRITE
+    except GitHubError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            return False
+        raise

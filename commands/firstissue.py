@@ -85,6 +85,8 @@ async def _add(inv: Invocation, ref: PRRef, note: str) -> str:
 
 
 async def _link(inv: Invocation, user: str, name: str, login: str) -> str:
+    """A maintainer's link is their confirmation. Anyone else proves the login is theirs: the bot gives them
+    a code to show on GitHub (profile bio or a public gist), and links once it sees it there."""
     services = inv.services
     if not user:
         user = await services.chats[inv.dest].find_user(name) or ""
@@ -92,10 +94,22 @@ async def _link(inv: Invocation, user: str, name: str, login: str) -> str:
             return f"I cannot find @{name} in this workspace."
     if services.github is None:
         return "Linking needs GitHub credentials (GITHUB_TOKEN) to check the login; nothing was linked."
-    if not await services.github.user_exists(inv.config.default_repo.github, login):
+    repo = inv.config.default_repo.github
+    if not await services.github.user_exists(repo, login):
         return f"There is no GitHub user {login}; nothing was linked."
+    owner = await firstissue.login_owner(services.redis, login)
+    maintainer = await services.auth.is_maintainer(inv.user)
+    if owner and owner != user and not maintainer:
+        return f"GitHub {login} is already linked to someone else; ask a maintainer if that is wrong."
+    if not maintainer:
+        if not await firstissue.proven(services.redis, services.github, repo, user, login):
+            code = await firstissue.proof_code(services.redis, user, login)
+            return (f"To show that GitHub {login} is yours, put `{code}` in your GitHub profile bio or in the "
+                    f"description of a public gist, then run this command again within the hour. Nothing was "
+                    f"linked yet.")
     await firstissue.link(services.redis, user, login)
-    return f"Linked <@{user}> to GitHub {login}."
+    how = "confirmed by a maintainer" if maintainer else "proved on GitHub"
+    return f"Linked <@{user}> to GitHub {login} ({how})."
 
 
 async def _list(inv: Invocation, repo: str) -> str:

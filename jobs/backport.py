@@ -89,6 +89,13 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
                           "subject": _subject(commit)})
     if not picks:
         raise JobFailed("nothing to backport")
+    # Only reviewed history is backported: a commit must be on the default branch (or a configured protected
+    # branch). A PR's head fetched for a check, or any other stray object in the mirror, is refused.
+    sources = [repo_cfg.default_branch, *repo_cfg.protected_branches]
+    outside = await asyncio.to_thread(_not_reachable, repo, [p["sha"] for p in picks], sources)
+    if outside:
+        raise JobFailed(f"{', '.join(s[:10] for s in outside)} is not on "
+                        f"{' or '.join(render.lit(b) for b in sources)}; only merged work is backported")
     source = f"pr{prs[0]}" if prs else picks[0]["sha"][:10]
     title = title or picks[0]["subject"]
     lines = [f"• `{p['sha'][:10]}` {render.inert(p['subject'])}" for p in picks[:20]]
@@ -96,6 +103,17 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
                   once="resolved")
     return {"branch": branch, "tip": str(tip.id), "picks": picks, "prs": prs, "source": source, "title": title,
             "release": job.params["release"]}
+
+
+def _not_reachable(repo: pygit2.Repository, shas: list[str], branches: list[str]) -> list[str]:
+    """The SHAs that none of `branches` contains."""
+    tips = [t.id for t in (git.branch_tip(repo, b) for b in branches) if t is not None]
+    out = []
+    for sha in shas:
+        oid = pygit2.Oid(hex=sha)
+        if not any(tip == oid or repo.descendant_of(tip, oid) for tip in tips):
+            out.append(sha)
+    return out
 
 
 def _subject(commit: pygit2.Commit) -> str:

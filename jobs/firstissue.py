@@ -72,8 +72,59 @@ class Pool:
         await self.redis.hdel(self.hold_key, str(number))
 
 
+OWNERS = "bot:fi:login-owners"      # login (lower case) -> the one Slack user it is linked to
+PROOFS = "bot:fi:proof:"             # + Slack user: the code they must show on GitHub, and for which login
+PROOF_TTL_S = 3600
+
+
 async def link(redis, user: str, login: str) -> None:
-    await redis.hset(LINKS, user, login)
+    """Link `user` to `login`, moving the login from whoever had it (one Slack user per login)."""
+    previous = await linked_login(redis, user)
+    owner = await login_owner(redis, login)
+    async with redis.pipeline(transaction=True) as pipe:
+        if previous and previous.lower() != login.lower():
+            pipe.hdel(OWNERS, previous.lower())
+        if owner and owner != user:
+            pipe.hdel(LINKS, owner)
+        await pipe.hset(LINKS, user, login).hset(OWNERS, login.lower(), user).execute()
+
+
+async def login_owner(redis, login: str) -> str | None:
+    raw = await redis.hget(OWNERS, login.lower())
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+async def proof_code(redis, user: str, login: str) -> str:
+    """The code `user` must put on GitHub as `login` (profile bio, or a public gist's description or file):
+    the same code for an hour, a new one for another login."""
+    import secrets
+
+    raw = await redis.get(PROOFS + user)
+    if raw:
+        data = json.loads(raw)
+        if data["login"].lower() == login.lower():
+            return data["code"]
+    code = f"maintainer-bot-verify-{secrets.token_hex(6)}"
+    await redis.set(PROOFS + user, json.dumps({"login": login, "code": code}), ex=PROOF_TTL_S)
+    return code
+
+
+async def proven(redis, github, repo: str, user: str, login: str) -> bool:
+    """Whether `login`'s GitHub profile bio or one of its public gists shows the code given to `user`."""
+    raw = await redis.get(PROOFS + user)
+    if not raw:
+        return False
+    data = json.loads(raw)
+    if data["login"].lower() != login.lower():
+        return False
+    code = data["code"]
+    profile = await github.user(repo, login)
+    if code in str(profile.get("bio") or ""):
+        return True
+    for gist in await github.user_gists(repo, login):
+        if code in str(gist.get("description") or "") or any(code in str(name) for name in gist.get("files") or {}):
+            return True
+    return False
 
 
 async def linked_login(redis, user: str) -> str | None:
@@ -242,6 +293,14 @@ async def pr_opened(services, repo: str, pr: dict) -> bool:
             await pool.update_hold(number, hold)
             await JobThread(chat, services.redis, hold["key"]).reply(
                 f"<@{hold['by']}> :tada: <@{hold['user']}> opened PR #{pr['number']} for #{number}: "
-                f"{pr.get('html_url', '')}")
+                f"{render.inert(pr.get('html_url', ''))}", once=f"pr-opened:{pr['number']}")
             return True
     return False
+
+
+async def pr_opened_job(job) -> None:
+    """The `pr-opened` job the webhook queues: a quiet job with no parent message of its own."""
+    from jobs.queue import set_info
+
+    told = await pr_opened(job.services, job.params["repo"], job.params["pr"])
+    await set_info(job.redis, job.key, status="done", detail="told the hand-out thread" if told else "not a hold")

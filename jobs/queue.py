@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 ALIVE = {Status.NEW, Status.QUEUED, Status.ACTIVE}
 PREFIXES = {"backport": "bp", "summarize": "sum", "firstissue": "fi", "provenance": "prov",
-            "adversarial": "adv", "selftest": "st"}
+            "adversarial": "adv", "pr-opened": "pro"}
 
 
 class QueueUnavailable(Exception):
@@ -68,18 +68,58 @@ class Submitted:
     replayed: bool = False     # the request that asked was seen before: nothing done
 
 
+OPEN = "bot:open"        # keys of jobs not yet known to have ended, scored by when they were queued
+
+
 def info_key(key: str) -> str:
     return f"bot:job:{key}"
 
 
 class BotJob(Job):
-    """A SAQ job whose log line is short: SAQ formats `info()` for every enqueue, start and finish, whether or
-    not INFO is logged, and the default lists every field, the request's parameters (user input) included."""
+    """A SAQ job whose log line is short (SAQ formats `info()` for every enqueue, start and finish, whether or
+    not INFO is logged, and the default lists every field, the request's parameters (user input) included),
+    and that never writes itself back once another worker has it: a worker whose job was swept (its heartbeat
+    went quiet) and handed to another worker is `lost`, and its updates, finish and retry write nothing."""
+
+    lost = False
 
     def info(self, full: bool = False) -> str:
         if full:
             return super().info(True)
         return f"Job<{self.key} {getattr(self.status, 'value', self.status)} attempt {self.attempts}>"
+
+    async def still_mine(self) -> bool:
+        """Whether the stored job is still this worker's run of it (sets `lost` when it is not)."""
+        if self.lost:
+            return False
+        stored = await self.get_queue().job(self.key)
+        mine = (stored is not None and stored.status in (Status.ACTIVE, Status.ABORTING)
+                and stored.attempts == self.attempts and stored.worker_id == self.worker_id)
+        if not mine:
+            self.lost = True
+        return mine
+
+    async def _ours(self) -> bool:
+        # A job touched within its heartbeat cannot have been swept: the common, fast path reads nothing.
+        if self.lost:
+            return False
+        if self.heartbeat and self.touched and now() - self.touched < self.heartbeat * 1000 * 0.8:
+            return True
+        return await self.still_mine()
+
+    async def update(self, **kwargs) -> None:
+        if kwargs.get("status") == Status.ACTIVE and not self.lost:
+            return await super().update(**kwargs)        # the dequeue marking the job as this worker's
+        if await self._ours():
+            await super().update(**kwargs)
+
+    async def finish(self, status, *, result=None, error=None) -> None:
+        if await self._ours():
+            await super().finish(status, result=result, error=error)
+
+    async def retry(self, error) -> None:
+        if await self._ours():
+            await super().retry(error)
 
 
 class BotQueue(RedisQueue):
@@ -158,7 +198,7 @@ class BotQueue(RedisQueue):
                 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
                 if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
                 if ARGV[5] == '1' then redis.call('RPUSH', KEYS[6], ARGV[4]) end
-                redis.call('DEL', KEYS[5], unpack(KEYS, 8))
+                redis.call('DEL', KEYS[5], unpack(KEYS, 9))
                 local fields = {}
                 for k, v in pairs(cjson.decode(ARGV[6])) do
                     fields[#fields + 1] = k
@@ -166,6 +206,7 @@ class BotQueue(RedisQueue):
                 end
                 redis.call('HSET', KEYS[5], unpack(fields))
                 redis.call('EXPIRE', KEYS[5], ARGV[3])
+                redis.call('ZADD', KEYS[8], ARGV[8], ARGV[4])
                 return 1
             """)
         job.queue = self
@@ -174,10 +215,10 @@ class BotQueue(RedisQueue):
         await self._before_enqueue(job)
         async with self._op_sem:
             done = await self._record_script(keys=[self._incomplete, job.id, self._queued, job.abort_id, record_key,
-                                                   self.announce_key, seen or record_key, *clear],
+                                                   self.announce_key, seen or record_key, OPEN, *clear],
                                              args=[self.serialize(job), job.scheduled, ttl_s, job.key,
                                                    "1" if announce else "0", json.dumps(record),
-                                                   "1" if seen else "0"],
+                                                   "1" if seen else "0", f"{time.time():.3f}"],
                                              client=self.redis)
         return None if done == -1 else bool(done)
 
@@ -246,4 +287,5 @@ async def requeue(queue: Queue, redis: aioredis.Redis, key: str, *, timeout_s: i
         return False
     await redis.hincrby(info_key(key), "run", 1)
     await redis.hset(info_key(key), "status", "queued")
+    await redis.zadd(OPEN, {key: time.time()})
     return True

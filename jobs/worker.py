@@ -8,10 +8,12 @@ import asyncio
 import json
 import logging
 import sys
+import time
 
 from saq import Worker
 
 from bot import config as config_mod
+from bot import render
 from bot.audit import scrub
 from bot.chat import Chat
 from bot.services import Services
@@ -25,13 +27,15 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     """The one SAQ function: look up the job's kind and run it inside a JobRun."""
     services: Services = ctx["services"]
     job = ctx["job"]
+    if not await services.redis.exists(f"bot:job:{job.key}"):
+        return await _record_lost(services, job.key, request)
     chat = services.chats.get(request.get("dest", "slack"))
     if chat is None:
         log.error("job %s wants chat %r, which this worker does not have", job.key, request.get("dest"))
         return "no-chat"
     run = JobRun(job.key, request, services, chat, attempt=job.attempts)
     beats: Heartbeats = ctx["heartbeats"]
-    beats.add(job)
+    beats.add(job, asyncio.current_task())
     services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
     try:
         if job.attempts > 1:
@@ -52,7 +56,10 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         await run.fail(str(exc))
         return "failed"
     except asyncio.CancelledError:
-        await run.audit.write("job", "cancelled", "worker stopping; the job goes back on the queue")
+        if getattr(job, "lost", False):
+            await run.audit.write("job", "lost", f"attempt {job.attempts} stopped: another worker runs the job now")
+        else:
+            await run.audit.write("job", "cancelled", "worker stopping; the job goes back on the queue")
         raise
     except Exception as exc:
         log.exception("job %s failed", job.key)
@@ -65,6 +72,56 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         return "failed"
     finally:
         await beats.remove(job)
+
+
+async def _record_lost(services: Services, key: str, request: dict) -> str:
+    """The job's record (its channel, thread, run) is gone, e.g. evicted by a store that evicts keys: the job
+    can't report where it was asked, so it does not run, and says so where the operator looks."""
+    log.error("job %s has no record in the store (evicted?); not running it", key)
+    services.metrics.inc("bot_jobs_lost_total", "jobs whose record or queue entry vanished", what="record")
+    channel = services.config.slack.notify_channel
+    chat = services.chats.get("slack") or services.chats.get("console")
+    if channel and chat is not None:
+        try:
+            await chat.post(channel, f":x: Job `{key}` ({render.inert(request.get('kind', '?'))}) lost its record "
+                                     "in the queue store (is it evicting keys?), so it was not run. Ask for it again.")
+        except Exception as exc:
+            log.warning("could not report the lost record of %s: %s", key, exc)
+    return "record-lost"
+
+
+async def reconcile(services: Services, grace_s: float = 120, limit: int = 200) -> list[str]:
+    """Records that say a job is queued or running while its queue entry is gone (evicted, or lost some other
+    way) end as a visible failure; records that ended leave the open set. Returns the keys failed."""
+    from jobs.queue import OPEN, set_info
+    from jobs.runtime import JobThread
+
+    failed = []
+    cutoff = time.time() - grace_s
+    for raw in await services.redis.zrangebyscore(OPEN, 0, cutoff, start=0, num=limit):
+        key = raw.decode() if isinstance(raw, bytes) else raw
+        info = await job_info(services.redis, key)
+        if not info or info.get("status") in ("done", "failed", "needs a maintainer", "dismissed"):
+            await services.redis.zrem(OPEN, key)
+            continue
+        if await services.queue.job(key) is not None:
+            continue
+        failed.append(key)
+        await services.redis.zrem(OPEN, key)
+        services.metrics.inc("bot_jobs_lost_total", "jobs whose record or queue entry vanished", what="queue")
+        reason = "the job vanished from the queue store (is it evicting keys?); ask for it again"
+        chat = services.chats.get(info.get("dest", ""))
+        try:
+            if chat is not None and info.get("channel"):
+                thread = JobThread(chat, services.redis, key, info=info, ttl_days=services.config.queue.audit_ttl_days)
+                await thread.reply(f":x: {reason}", once="final")
+                await thread.status("failed", reason)
+            else:
+                await set_info(services.redis, key, status="failed", detail=reason)
+        except Exception as exc:
+            log.warning("could not report the lost job %s: %s", key, exc)
+            await set_info(services.redis, key, status="failed", detail=reason)
+    return failed
 
 
 class RetryLater(Exception):
@@ -80,7 +137,8 @@ def kinds() -> dict:
         from jobs import adversarial, backport, firstissue, provenance, summarize
 
         _KINDS.update({"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
-                       "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop})
+                       "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop,
+                       "pr-opened": firstissue.pr_opened_job})
     return _KINDS
 
 
@@ -90,11 +148,12 @@ async def noop(job) -> None:
 
 
 async def follow_ups(ctx: dict) -> list[str]:
-    """Periodic (cron) work: first-issue nudges and returns."""
+    """Periodic (cron) work: first-issue nudges and returns, and records whose queue entry vanished."""
     from jobs import firstissue
 
     services: Services = ctx["services"]
-    return await firstissue.follow_up(services, services.clock())
+    lost = await reconcile(services)
+    return await firstissue.follow_up(services, services.clock()) + [f"lost {k}" for k in lost]
 
 
 class Heartbeats:
@@ -106,12 +165,17 @@ class Heartbeats:
     def __init__(self, every_s: float):
         self.every_s = every_s
         self.jobs: dict = {}
+        self.tasks: dict = {}
 
-    def add(self, job) -> None:
+    def add(self, job, task: asyncio.Task | None = None) -> None:
+        """Beat for `job`; `task` runs it, and is cancelled if the job turns out to be another worker's now."""
         self.jobs[job] = asyncio.Lock()
+        if task is not None:
+            self.tasks[job] = task
 
     async def remove(self, job) -> None:
         lock = self.jobs.pop(job, None)
+        self.tasks.pop(job, None)
         if lock is not None:
             async with lock:
                 pass
@@ -124,6 +188,13 @@ class Heartbeats:
                     if self.jobs.get(job) is not lock:       # it ended meanwhile
                         continue
                     try:
+                        if hasattr(job, "still_mine") and not await job.still_mine():
+                            # Swept while this worker was silent, and handed on: stop, write nothing back.
+                            log.warning("job %s was given to another worker; stopping this run", job.key)
+                            task = self.tasks.pop(job, None)
+                            if task is not None:
+                                task.cancel()
+                            continue
                         await job.update()
                     except Exception as exc:  # the store is down: the sweep decides, not us
                         log.warning("heartbeat for %s failed: %s", job.key, exc)
@@ -189,7 +260,7 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
 
 async def amain() -> None:
     from bot import slack
-    from bot.store import resolve
+    from bot.store import check_store, resolve
 
     try:
         cfg = config_mod.load()
@@ -201,6 +272,13 @@ async def amain() -> None:
               "(the local console runs its own worker)", file=sys.stderr)
         raise SystemExit(2)
     url, server = resolve(cfg.env)
+    try:
+        check_store(url, cfg.queue.allow_eviction)
+    except RuntimeError as exc:
+        if server:
+            server.stop()
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
     chats: dict[str, Chat] = {"slack": slack.SlackChat(slack.web_client(cfg.env))}
     services = Services.build(cfg, url, chats)
     worker = make_worker(services)

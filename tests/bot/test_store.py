@@ -49,3 +49,31 @@ def test_resolve_reuses_a_running_embedded_server(tmp_path):
     finally:
         server.stop()
     assert resolve(Env(redis_url="redis://elsewhere:6379/0")) == ("redis://elsewhere:6379/0", None)
+
+
+def test_a_store_that_evicts_keys_stops_start_up_unless_accepted(tmp_path):
+    """With `maxmemory-policy allkeys-lru` a queued job or its record can vanish: one line, exit 2; with
+    `[queue] allow_eviction = true` a loud warning instead."""
+    import redis as syncredis
+
+    from tests.bot.test_config import run_bot
+
+    server = EmbeddedValkey(tmp_path / "valkey", appendonly=False)
+    url = server.start()
+    try:
+        syncredis.Redis.from_url(url).config_set("maxmemory-policy", "allkeys-lru")
+        (tmp_path / "bot.toml").write_text('[[repos]]\ngithub = "a/b"\nclone_url = "/nonexistent"\n')
+        env = {"REDIS_URL": url, "BOT_DATA_DIR": str(tmp_path / "data"), "SLACK_BOT_TOKEN": "xoxb-1",
+               "SLACK_SIGNING_SECRET": "s3cret-s3cret", "PORT": "1"}
+        result = run_bot(env, tmp_path)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "maxmemory-policy allkeys-lru" in lines[0] and "noeviction" in lines[0]
+        from bot.store import eviction_problem
+
+        error, warning = eviction_problem(url, allow_eviction=True)
+        assert error == "" and warning.startswith("WARNING:")
+        syncredis.Redis.from_url(url).config_set("maxmemory-policy", "noeviction")
+        assert eviction_problem(url) == ("", "")
+    finally:
+        server.stop()

@@ -27,6 +27,7 @@ async def test_backport_label_on_a_merged_pr_runs_a_backport_once(make_bot, remo
     fix = seed(remote)
     github.add_pull("acme/widget", 7, title="Fix line five", merge_commit_sha=fix,
                     commits=[{"sha": fix, "commit": {"message": "Fix line five"}}])
+    github.permissions["acme/widget"] = {"maint": "maintain"}
     bot = await make_bot(config_dict(remote))
     status, body = await bot.webhook("pull_request", merged_pr_payload(7, fix), "delivery-1")
     assert status == 200 and '"queued": ["bp-' in body
@@ -74,3 +75,82 @@ async def test_events_for_unknown_repos_and_unmerged_prs_are_ignored(make_bot, r
     assert '"queued": []' in (await bot.webhook("pull_request", payload, "u-2"))[1]
     status, _ = await bot.webhook("ping", {"zen": "hi"}, "u-3")
     assert status == 200
+
+
+async def test_a_label_needs_a_writer_and_a_404_is_a_no(make_bot, remote, github):
+    """Triage rights are enough to set labels: the label asks for a writer like a comment does. GitHub's 404
+    for an unknown login means no (answered 200, nothing queued), not a failed delivery."""
+    fix = seed(remote)
+    github.add_pull("acme/widget", 7, title="Fix", merge_commit_sha=fix)
+    github.permissions["acme/widget"] = {"triager": "triage"}
+    github.no_such_users.add("ghost")
+    bot = await make_bot(config_dict(remote), worker=False)
+    for login, delivery in (("triager", "t-1"), ("ghost", "t-2")):
+        payload = merged_pr_payload(7, fix)
+        payload["sender"]["login"] = login
+        status, body = await bot.webhook("pull_request", payload, delivery)
+        assert status == 200 and "bp-" not in body, (login, body)
+    bad = merged_pr_payload(7, fix, label="backport ../main")
+    github.permissions["acme/widget"]["maint"] = "write"
+    status, body = await bot.webhook("pull_request", bad, "t-3")
+    assert status == 200 and '"queued": []' in body
+    assert await bot.queued() == 0
+
+
+async def test_a_github_outage_leaves_the_delivery_free_for_redelivery(make_bot, remote, github):
+    fix = seed(remote)
+    github.add_pull("acme/widget", 7, title="Fix", merge_commit_sha=fix)
+    github.permissions["acme/widget"] = {"maint": "write"}
+    github.fail("permission", status=502, times=10, body='{"message": "Bad Gateway"}')
+    bot = await make_bot(config_dict(remote), worker=False)
+    status, _ = await bot.webhook("pull_request", merged_pr_payload(7, fix), "r-1")
+    assert status == 502 and await bot.queued() == 0
+    github.failures.pop("permission", None)                                                # GitHub is back
+    status, body = await bot.webhook("pull_request", merged_pr_payload(7, fix), "r-1")     # GitHub redelivers
+    assert status == 200 and "bp-" in body
+
+
+async def test_form_encoded_deliveries_and_stale_ones(make_bot, remote, github):
+    """GitHub's default content type for repository hooks is form encoding; a signed delivery whose event is
+    days old (a replay after the seen-mark expired) is ignored."""
+    import json
+    import urllib.parse
+
+    from aiohttp import ClientSession
+
+    from tests.conftest import sign_github
+
+    fix = seed(remote)
+    github.add_pull("acme/widget", 7, title="Fix", merge_commit_sha=fix)
+    github.permissions["acme/widget"] = {"maint": "write"}
+    bot = await make_bot(config_dict(remote), worker=False)
+
+    async def post(payload, delivery):
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": delivery,
+                   "Content-Type": "application/x-www-form-urlencoded", "X-Hub-Signature-256": sign_github(body)}
+        async with ClientSession() as s:
+            async with s.post(f"{bot.url}/github/webhook", data=body, headers=headers) as r:
+                return r.status, await r.text()
+
+    payload = merged_pr_payload(7, fix)
+    payload["pull_request"]["updated_at"] = "2020-01-01T00:00:00Z"
+    status, body = await post(payload, "f-1")
+    assert status == 200 and "stale" in body
+    payload["pull_request"]["updated_at"] = None
+    status, body = await post(payload, "f-2")
+    assert status == 200 and "bp-" in body
+
+
+async def test_a_slack_outage_during_a_pr_notice_loses_no_provenance_check(make_bot, remote, github, slack):
+    """The PR-opened notice is a job: Slack failing cannot fail the delivery after it was marked seen."""
+    seed(remote)
+    data = config_dict(remote)
+    data["provenance"] = {"upstream": str(remote.path), "tainted": ["main"]}
+    slack.fail("chat.postMessage", times=100)
+    bot = await make_bot(data, worker=False)
+    payload = {"action": "opened", "repository": {"full_name": "acme/widget"}, "sender": {"login": "newbie"},
+               "pull_request": {"number": 12, "title": "Fix #3", "body": "", "user": {"login": "newbie"},
+                                "head": {"sha": "a" * 40}}}
+    status, body = await bot.webhook("pull_request", payload, "o-1")
+    assert status == 200 and "prov-" in body and "pro-" in body

@@ -23,10 +23,13 @@ class FakeGitHub(FakeServer):
         self.comments: dict[str, dict[int, list[dict]]] = {}
         self.labels: dict[str, dict[int, list[str]]] = {}
         self.permissions: dict[str, dict[str, str]] = {}
+        self.no_such_users: set[str] = set()          # logins GitHub answers 404 for
         self.issues: dict[str, dict[int, dict]] = {}
         self.timelines: dict[str, dict[int, list[dict]]] = {}
         self.files: dict[str, dict[str, str]] = {}
         self.users: set[str] = set()
+        self.bios: dict[str, str] = {}
+        self.gists: dict[str, list[dict]] = {}
         self.check_runs: list[dict] = []
         self._numbers = itertools.count(5000)
         self.routes = [
@@ -45,6 +48,7 @@ class FakeGitHub(FakeServer):
             ("DELETE", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/assignees", self.remove_assignees),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/timeline", self.timeline),
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)", self.contents),
+            ("GET", r"/users/(?P<login>[^/]+)/gists", self.user_gists),
             ("GET", r"/users/(?P<login>[^/]+)", self.get_user),
             ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/check-runs", self.create_check_run),
         ]
@@ -193,8 +197,16 @@ class FakeGitHub(FakeServer):
     async def get_user(self, request, body, login):
         if login not in self.users:
             return web.json_response({"message": "Not Found"}, status=404)
-        return web.json_response({"login": login, "type": "User"})
+        return web.json_response({"login": login, "type": "User", "bio": self.bios.get(login)})
+
+    async def user_gists(self, request, body, login):
+        if login not in self.users:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response(self.gists.get(login, []))
 
     async def permission(self, request, body, repo, login):
+        if login in self.no_such_users:
+            return web.json_response({"message": "Not Found",
+                                      "documentation_url": "https://docs.github.com/rest/collaborators"}, status=404)
         perm = self.permissions.get(repo, {}).get(login, "none")
         return web.json_response({"permission": perm, "user": {"login": login}})

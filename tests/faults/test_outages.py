@@ -3,6 +3,7 @@ and a clear thread reply when they stay down."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.conftest import config_dict
@@ -61,3 +62,48 @@ async def test_github_blip_at_publish_is_retried_into_one_pr(make_bot, remote, g
     info = await bot.final(body["text"].split("`")[1])
     assert info["status"] == "done"
     assert len([p for p in github.pulls["acme/widget"].values() if p["head"]["ref"].startswith("backport/")]) == 1
+
+
+async def test_a_job_whose_record_was_evicted_fails_visibly(make_bot, remote, slack):
+    """A store that evicted the job's record (channel, thread): the job does not loop on KeyError; it ends,
+    and the notify channel hears about it."""
+    from tests.conftest import NOTIFY
+
+    base = remote.commit("main", {"a.c": numbered(10)}, "Initial")
+    remote.branch("release/1.0", base)
+    bot = await make_bot(config_dict(remote), worker=False)
+    _, body = await bot.slash("/backport", f"1.0 {base}")
+    key = body["text"].split("`")[1]
+    await bot.services.redis.delete(f"bot:job:{key}")                   # evicted
+    await bot.stop()
+    bot = await make_bot(config_dict(remote))
+    await slack.wait_for(lambda: any("lost its record" in m["text"] for m in slack.messages.values()
+                                     if m["channel"] == NOTIFY), what="the lost-record notice")
+    job = await bot.services.queue.job(key)
+    for _ in range(100):
+        job = await bot.services.queue.job(key)
+        if job.status.value == "complete":
+            break
+        await asyncio.sleep(0.05)
+    assert job.status.value == "complete" and job.result == "record-lost" and job.attempts == 1
+
+
+async def test_a_job_whose_queue_entry_was_evicted_ends_failed(make_bot, remote, slack):
+    from jobs.queue import job_info
+    from jobs.worker import reconcile
+
+    base = remote.commit("main", {"a.c": numbered(10)}, "Initial")
+    remote.branch("release/1.0", base)
+    bot = await make_bot(config_dict(remote), worker=False)
+    _, body = await bot.slash("/backport", f"1.0 {base}")
+    key = body["text"].split("`")[1]
+    job = await bot.services.queue.job(key)
+    r = bot.services.redis
+    await r.delete(job.id)                                              # evicted
+    await r.zrem("saq:bot:incomplete", job.id)
+    await r.lrem("saq:bot:queued", 0, job.id)
+    assert await reconcile(bot.services, grace_s=0) == [key]
+    info = await job_info(r, key)
+    assert info["status"] == "failed" and "vanished from the queue" in info["detail"]
+    assert "vanished from the queue" in bot.thread_of(info)
+    assert await reconcile(bot.services, grace_s=0) == []               # once

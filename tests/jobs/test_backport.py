@@ -406,3 +406,22 @@ async def test_claude_may_not_retarget_a_symlink_while_fixing_tests(make_bot, ba
                and isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
     assert results and results[0].startswith("error: you may only edit")
     assert "Claude changed nothing" in bot.thread_of(info)
+
+
+async def test_a_commit_not_on_the_default_branch_is_refused(make_bot, base_repo, github):
+    """An outsider's unmerged PR head lands in the mirror (a provenance check fetches it): its SHA is not
+    merged work, so `/backport <sha>` refuses it, and its test script never runs."""
+    base = base_repo.tip("main")
+    head = base_repo.commit("outsider", {"ci.sh": "echo pwned\n", "src/a.c": numbered(40) + "evil\n"},
+                            "Outsider change", parents=[base])
+    base_repo.repo.references.create("refs/pull/5/head", base_repo.repo[head].id, force=True)
+    bot = await make_bot(config_dict(base_repo, test_command="sh ci.sh"))
+    key, info = await backport(bot, f"1.0 {head}")
+    assert info["status"] == "failed"
+    assert "is not on `main`; only merged work is backported" in bot.thread_of(info)
+    assert open_prs(github) == []
+    await bot.stop()                                          # its worker must not take the next job
+    data = config_dict(base_repo, protected_branches=["outsider"])
+    bot2 = await make_bot(data)
+    key, info = await backport(bot2, f"1.0 {head}")
+    assert info["status"] == "done", bot2.thread_of(info)     # a configured protected branch is a source

@@ -59,7 +59,7 @@ async def test_pool_add_list_remove_and_link(make_bot, remote, github, slack):
     assert "• #1: free — parser edge case" in listing
     # Links: maintainers link anyone; a person may link themselves; a login must exist.
     await ask(bot, f"link <@{NEWCOMER}|newbie> newbie")
-    assert await last_response(bot, 5) == f"Linked <@{NEWCOMER}> to GitHub newbie."
+    assert await last_response(bot, 5) == f"Linked <@{NEWCOMER}> to GitHub newbie (confirmed by a maintainer)."
     await ask(bot, f"link <@{OUTSIDER}|me> ghost-login", user=OUTSIDER)
     assert "There is no GitHub user ghost-login" in await last_response(bot, 6)
     assert "for maintainers" in await ask(bot, f"link <@{NEWCOMER}|x> newbie", user=OUTSIDER)
@@ -134,7 +134,7 @@ async def test_plain_name_mentions_are_resolved(make_bot, remote, github, slack)
     slack.users[NEWCOMER] = "newbie"
     await pool_with(bot, 1)
     await ask(bot, "link @newbie newbie")
-    assert f"Linked <@{NEWCOMER}> to GitHub newbie." in await last_response(bot, 2)
+    assert f"Linked <@{NEWCOMER}> to GitHub newbie (confirmed by a maintainer)." in await last_response(bot, 2)
     key, info = await handout(bot, "@newbie")
     assert github.issues["acme/widget"][1]["assignees"] == [{"login": "newbie"}]
 
@@ -190,5 +190,38 @@ async def test_a_pr_for_the_issue_tells_the_maintainer_and_stops_nudges(make_bot
     status, _ = await bot.webhook("pull_request", {"action": "opened", "pull_request": pr,
                                                    "repository": {"full_name": "acme/widget"}}, "pr-77")
     assert status == 200
-    assert "opened PR #77 for #1" in bot.thread_of(info)
+    # The notice is a job of its own (the webhook only queues): it arrives shortly after.
+    await bot.slack.wait_for(lambda: "opened PR #77 for #1" in bot.thread_of(info), what="the PR notice")
     assert await firstissue.follow_up(bot.services, bot.services.clock() + 60 * 86400) == []
+
+
+async def test_linking_yourself_needs_proof_and_a_login_has_one_owner(make_bot, remote, github, slack):
+    """Anyone may link their own login, but only after showing a code the bot gave them on that GitHub
+    account (profile bio or a public gist); nobody can claim a login someone else holds."""
+    bot = await setup(make_bot, remote, github)
+    github.users.update({"torvalds", "outsider-gh"})
+    n = 0
+
+    async def link(text, user):
+        nonlocal n
+        await ask(bot, text, user=user)
+        n += 1
+        return await last_response(bot, n)
+
+    asked = await link(f"link <@{OUTSIDER}|me> torvalds", OUTSIDER)
+    assert "Nothing was linked yet" in asked and "maintainer-bot-verify-" in asked
+    code = asked.split("`")[1]
+    assert await firstissue.linked_login(bot.services.redis, OUTSIDER) is None
+    assert "Nothing was linked yet" in await link(f"link <@{OUTSIDER}|me> torvalds", OUTSIDER)   # not shown yet
+    # Shown on another account than the one claimed: still no.
+    github.bios["outsider-gh"] = code
+    assert "Nothing was linked yet" in await link(f"link <@{OUTSIDER}|me> torvalds", OUTSIDER)
+    # The real owner of the account shows it in a gist: linked.
+    github.gists["torvalds"] = [{"description": f"slack link {code}", "files": {"x.txt": {}}}]
+    assert "proved on GitHub" in await link(f"link <@{OUTSIDER}|me> torvalds", OUTSIDER)
+    assert await firstissue.linked_login(bot.services.redis, OUTSIDER) == "torvalds"
+    # Someone else claiming the same login is refused outright; a maintainer may move it.
+    assert "already linked to someone else" in await link(f"link <@UOTHER001|o> torvalds", "UOTHER001")
+    assert "confirmed by a maintainer" in await link(f"link <@{NEWCOMER}|n> torvalds", None)
+    assert await firstissue.linked_login(bot.services.redis, OUTSIDER) is None
+    assert await firstissue.login_owner(bot.services.redis, "TORVALDS") == NEWCOMER

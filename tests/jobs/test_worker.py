@@ -84,6 +84,8 @@ async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url)
     before the job's end is written, or the job would stay 'active' forever."""
     import redis.asyncio as aioredis
 
+    from saq import Status
+
     from jobs.queue import BotJob, JobRequest, make_queue, submit
     from jobs.worker import Heartbeats
 
@@ -101,8 +103,11 @@ async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url)
     try:
         sub = await submit(queue, redis, JobRequest(kind="noop", params={"quiet": True}, summary="noop"))
         dequeued = await queue.dequeue()
+        dequeued.attempts, dequeued.worker_id = 1, "w1"
+        await dequeued.update(status=Status.ACTIVE)          # as a worker marks the job it took
         job = SlowTouch(**{f: getattr(dequeued, f) for f in ("function", "kwargs", "key", "queue", "status",
-                                                            "timeout", "heartbeat", "retries", "ttl")})
+                                                            "timeout", "heartbeat", "retries", "ttl",
+                                                            "attempts", "worker_id")})
         beats = Heartbeats(0.6)
         beats.add(job)
         loop = asyncio.create_task(beats.run())
@@ -120,3 +125,39 @@ async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url)
     finally:
         await queue.disconnect()
         await redis.aclose()
+
+
+async def test_a_job_swept_from_a_live_worker_is_not_run_twice_at_once(make_bot, remote, github, slack):
+    """The sweep hands a job whose heartbeat went quiet to another worker. The first worker, still alive,
+    notices at its next beat, stops its run and writes nothing back: one PR, one final reply."""
+    from bot.audit import Audit
+    from jobs.worker import make_worker
+
+    fix = seed(remote)
+    data = config_dict(remote, test_command="sleep 4.0313", test_timeout_s=60)
+    data["queue"]["heartbeat_s"] = 1
+    bot = await make_bot(data)
+    second = make_worker(bot.services)
+    second_task = asyncio.create_task(second.start())
+    try:
+        _, body = await bot.slash("/backport", f"1.0 {fix}")
+        key = body["text"].split("`")[1]
+        for _ in range(400):
+            if (await job_info(bot.services.redis, key)).get("detail") == "running tests":
+                break
+            await asyncio.sleep(0.05)
+        job = await bot.services.queue.job(key)
+        await bot.services.queue.retry(job, error="worker lost (no heartbeat)")   # what the sweep does
+        info = await bot.final(key, timeout=90)
+    finally:
+        await second.stop()
+        second_task.cancel()
+        await asyncio.gather(second_task, return_exceptions=True)
+    assert info["status"] == "done", bot.thread_of(info)
+    prs = [p for p in github.pulls["acme/widget"].values() if p["state"] == "open"]
+    assert len(prs) == 1
+    thread = [m["text"] for m in slack.thread(info["thread_ts"])]
+    assert sum("Backport ready for review" in t for t in thread) == 1
+    kinds = [(e["stage"], e["kind"]) for e in await Audit(bot.services.redis, key).entries()]
+    assert ("job", "lost") in kinds
+    assert (await bot.services.queue.job(key)).status.value == "complete"
