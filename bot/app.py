@@ -103,7 +103,9 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
         gauges = {}
         try:
             for kind in ("queued", "active", "incomplete"):
-                gauges[f"bot_queue_{kind}_jobs"] = await asyncio.wait_for(services.queue.count(kind), 2)
+                counts = [await asyncio.wait_for(q.count(kind), 2) for q in services.queues.values()]
+                gauges[f"bot_queue_{kind}_jobs"] = sum(counts)
+                gauges[f"bot_queue_low_{kind}_jobs"] = counts[1]
             gauges["bot_queue_up"] = 1
         except Exception:
             gauges["bot_queue_up"] = 0

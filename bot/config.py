@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.names import branch_problem
+from bot.quotas import QuotaConfig
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -150,6 +151,7 @@ class Config:
     queue: QueueConfig = QueueConfig()
     adversarial: AdversarialConfig | None = None
     sandbox: SandboxConfig = SandboxConfig()
+    quotas: QuotaConfig = QuotaConfig()
     sections: dict[str, Any] = field(default_factory=dict)  # other tables, validated by their own modules
     env: Env = Env()
     path: Path | None = None
@@ -299,9 +301,16 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
 
     adversarial = _adversarial(data["adversarial"], "adversarial", fail) if "adversarial" in data else None
     sandbox = _sandbox(data["sandbox"], "sandbox", fail) if "sandbox" in data else SandboxConfig()
-    known = {"repos", "slack", "llm", "queue", "adversarial", "sandbox"}
+    quotas_raw = _table(data, "quotas", fail)
+    unknown = set(quotas_raw) - set(QuotaConfig.__dataclass_fields__)
+    if unknown:
+        raise fail(f"quotas.{sorted(unknown)[0]}", "unknown key (known: " + ", ".join(QuotaConfig.__dataclass_fields__) + ")")
+    quotas = QuotaConfig(**{name: _get(quotas_raw, name, int, getattr(QuotaConfig, name), "quotas", fail,
+                                       minimum=0 if "maintainer" in name else 1)
+                            for name in QuotaConfig.__dataclass_fields__})
+    known = {"repos", "slack", "llm", "queue", "adversarial", "sandbox", "quotas"}
     sections = {k: v for k, v in data.items() if k not in known}
-    return Config(tuple(repos), slack, llm, queue, adversarial, sandbox, sections, env, path)
+    return Config(tuple(repos), slack, llm, queue, adversarial, sandbox, quotas, sections, env, path)
 
 
 def _table(data: dict, name: str, fail) -> dict:

@@ -126,7 +126,7 @@ async def wait_for_jobs(services: Services, keys: list[str], timeout_s: float = 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while keys and loop.time() < deadline:
-        jobs = await services.queue.jobs(keys)
+        jobs = [j or k for j, k in zip(await services.queue.jobs(keys), await services.low_queue.jobs(keys))]
         keys = [k for k, j in zip(keys, jobs) if j is not None and j.status in ALIVE]
         if keys:
             await asyncio.sleep(0.1)

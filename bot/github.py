@@ -39,6 +39,7 @@ class GitHubClient:
         self.app_id = app_id
         self.private_key = private_key
         self._installations: dict[str, GitHub] = {}
+        self.meter = None      # an async callable run before each call (bot.quotas counts it; may refuse)
         kwargs = dict(base_url=self.base_url, timeout=timeout, auto_retry=True, http_cache=False)
         if token:
             self._default = GitHub(TokenAuthStrategy(token), **kwargs)
@@ -62,6 +63,8 @@ class GitHubClient:
         return self._installations[repo]
 
     async def _raw(self, gh: GitHub, method: str, path: str, **kwargs) -> Any:
+        if self.meter is not None:
+            await self.meter()
         try:
             resp = await gh.arequest(method, path, **kwargs)
         except RequestFailed as exc:

@@ -18,6 +18,35 @@ def make_client(env):
     return AsyncAnthropic(**kwargs)
 
 
+class Metered:
+    """The Claude client with every call counted against the asking person's token budget (bot.quotas):
+    `messages.create` refuses once the budget is spent and counts what each call used."""
+
+    def __init__(self, client, quotas):
+        self._client = client
+        self.messages = _Messages(client.messages, quotas)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+class _Messages:
+    def __init__(self, inner, quotas):
+        self._inner = inner
+        self._quotas = quotas
+
+    async def create(self, **kwargs):
+        await self._quotas.check("llm")
+        resp = await self._inner.create(**kwargs)
+        usage = getattr(resp, "usage", None)
+        used = (getattr(usage, "input_tokens", 0) or 0) + (getattr(usage, "output_tokens", 0) or 0)
+        await self._quotas.spend("llm", used)
+        return resp
+
+    def __getattr__(self, name):            # count_tokens and the rest, as they are
+        return getattr(self._inner, name)
+
+
 def fence(label: str, text: str) -> str:
     """Untrusted text as data in a prompt: inside a tag the text cannot close."""
     safe = text.replace(f"</{label}>", f"<\\/{label}>")

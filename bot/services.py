@@ -15,6 +15,7 @@ from bot.chat import Chat
 from bot.config import Config
 from bot.github import GitHubClient
 from bot.metrics import Metrics
+from bot.quotas import Quotas
 from bot.store import connect
 from jobs.queue import make_queue
 
@@ -28,23 +29,42 @@ class Services:
     github: GitHubClient | None
     llm: object | None
     auth: Authorizer
+    quotas: Quotas
+    low_queue: Queue          # jobs nobody with a maintainer's say asked for: webhook checks, outsiders' commands
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.time      # tests move time forward through this
 
     @classmethod
     def build(cls, config: Config, redis_url: str, chats: dict[str, Chat], queue_name: str = "bot") -> "Services":
         chat = chats.get("slack") or chats.get("console")
+        redis = connect(redis_url)
+        quotas = Quotas(redis, config.quotas)
+        github = GitHubClient.from_env(config.env)
+        if github is not None:
+            github.meter = lambda: quotas.spend("github", 1)      # every call counts for whoever asked
+        client = llm.make_client(config.env)
         return cls(
             config=config,
-            redis=connect(redis_url),
+            redis=redis,
             queue=make_queue(redis_url, queue_name, config.queue.sweep_s),
             chats=chats,
-            github=GitHubClient.from_env(config.env),
-            llm=llm.make_client(config.env),
+            github=github,
+            llm=llm.Metered(client, quotas) if client is not None else None,
             auth=Authorizer(config.slack.maintainers, chat, console="slack" not in chats),
+            quotas=quotas,
+            low_queue=make_queue(redis_url, f"{queue_name}-low", config.queue.sweep_s),
         )
 
+    @property
+    def queues(self) -> dict[str, Queue]:
+        """By priority: "normal" (maintainers' commands, writers' GitHub triggers) and "low"."""
+        return {"normal": self.queue, "low": self.low_queue}
+
+    def queue_named(self, name: str) -> Queue:
+        return self.low_queue if name == self.low_queue.name else self.queue
+
     async def close(self) -> None:
+        await self.low_queue.disconnect()
         await self.queue.disconnect()
         await self.redis.aclose()
         for chat in self.chats.values():

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from bot.github import GitHubError, verify_signature
 from bot.names import branch_problem
-from jobs.queue import JobRequest, QueueUnavailable, submit
+from jobs.queue import JobRequest, QueueUnavailable, latest_head_key, submit
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,12 @@ async def handle(request: web.Request) -> web.Response:
         keys = []
         for req in requests:
             q = services.config.queue
-            sub = await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s,
+            sub = await submit(services.queues[req.priority], services.redis, req, timeout_s=q.job_timeout_s,
                                heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days)
             keys.append(sub.key)
+            if req.kind == "provenance":     # the newest head of the PR: older checks still queued stand down
+                await services.redis.set(latest_head_key(req.params["repo"], req.params["pr"]), req.params["head"],
+                                         ex=30 * 86400)
         await services.redis.set(seen, "done", ex=SEEN_TTL_S)
     except (QueueUnavailable, RedisError, OSError) as exc:
         await _forget(services, request)
@@ -152,22 +155,27 @@ async def route(services, event: str, payload: dict) -> list[JobRequest]:
         pr = obj(payload.get("pull_request"))
         if number(pr.get("number")) is None:
             return []
+        if payload.get("action") in ("opened", "synchronize", "reopened") and pr.get("number") \
+                and "provenance" in services.config.sections and services.config.slack.notify_channel:
+            head = text(obj(pr.get("head")).get("sha"))
+            latest = await services.redis.get(latest_head_key(repo.github, pr["number"]))
+            if latest is not None and latest.decode() == head:
+                log.info("provenance of #%s: head %s already checked", pr["number"], head[:10])
+            else:
+                out.append(JobRequest(kind="provenance", priority="low",
+                                      params={"repo": repo.github, "pr": int(pr["number"]), "head": head,
+                                              "quiet": True},
+                                      summary=f"provenance of #{pr['number']} ({repo.github})",
+                                      channel=services.config.slack.notify_channel, dest="slack"))
         if payload.get("action") == "opened" and text(obj(pr.get("user")).get("login")):
             # A newcomer's PR is told to the maintainer who handed the issue out: a job, not a call from here.
-            out.append(JobRequest(kind="pr-opened", params={
+            out.append(JobRequest(kind="pr-opened", priority="low", params={
                 "repo": repo.github, "quiet": True,
                 "pr": {"number": pr["number"], "title": text(pr.get("title"))[:300],
                        "body": text(pr.get("body"))[:5000], "html_url": text(pr.get("html_url"))[:300],
                        "user": {"login": text(obj(pr.get("user")).get("login"))[:39]}}},
                 summary=f"PR #{pr['number']} opened ({repo.github})", dest="slack",
                 channel=services.config.slack.notify_channel))
-        if payload.get("action") in ("opened", "synchronize", "reopened") and pr.get("number") \
-                and "provenance" in services.config.sections and services.config.slack.notify_channel:
-            head = text(obj(pr.get("head")).get("sha"))
-            out.append(JobRequest(kind="provenance", params={"repo": repo.github, "pr": int(pr["number"]),
-                                                             "head": head, "quiet": True},
-                                  summary=f"provenance of #{pr['number']} ({repo.github})",
-                                  channel=services.config.slack.notify_channel, dest="slack"))
         return out + await _from_label(services, repo.github, payload)
     if event == "issue_comment" and payload.get("action") == "created":
         return await _from_comment(services, repo.github, payload)

@@ -62,7 +62,8 @@ async def dispatch(inv: Invocation) -> Outcome:
         return Outcome(command.help())
     outcome = "ok"
     try:
-        if command.maintainers_only and not await _maintainer(services, inv.user):
+        maintainer = await _maintainer(services, inv.user)
+        if command.maintainers_only and not maintainer:
             outcome = "refused"
             return Outcome(f"Sorry, /{name} is for maintainers only. Ask one of them if you need it done; "
                            f"`/{name} help` says what it does.", ok=False)
@@ -76,9 +77,20 @@ async def dispatch(inv: Invocation) -> Outcome:
         if isinstance(result, Later):
             return Outcome(result.text, later=result.work)
         requests = result if isinstance(result, list) else [result]
+        if not maintainer:
+            for r in requests:      # an outsider's job waits in its own queue: never ahead of a maintainer's
+                r.priority = "low"
         try:
             async with asyncio.timeout(SUBMIT_TIMEOUT_S):       # all of them, within Slack's 3 s
+                if inv.dest != "console":
+                    refusal = await services.quotas.admit(inv.user, inv.channel, len(requests), maintainer=maintainer,
+                                                          anyone_command=not command.maintainers_only)
+                    if refusal:
+                        outcome = "over-quota"
+                        return Outcome(f"Not queued: {refusal}.", ok=False)
                 submitted = [await _submit(services, r, inv.nonce) for r in requests]
+                if inv.dest != "console":
+                    await services.quotas.opened(inv.user, inv.channel, [s.key for s in submitted if s.created])
         except (QueueUnavailable, TimeoutError):
             outcome = "queue-down"
             return Outcome("The job queue is unavailable right now, so nothing was queued. "
@@ -102,8 +114,8 @@ async def _maintainer(services, user: str) -> bool:
 
 async def _submit(services, req: JobRequest, nonce: str = "") -> Submitted:
     q = services.config.queue
-    return await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
-                        retries=q.retries, ttl_days=q.audit_ttl_days, nonce=nonce)
+    return await submit(services.queues[req.priority], services.redis, req, timeout_s=q.job_timeout_s,
+                        heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days, nonce=nonce)
 
 
 async def _ack_text(services, inv: Invocation, requests: list[JobRequest], submitted: list[Submitted]) -> str:

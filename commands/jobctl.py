@@ -37,8 +37,8 @@ async def retry(services, key: str, user: str, run: str | None = None) -> str:
     if not await services.redis.set(claim, user, nx=True, ex=30 * 86400):
         return f"Job `{key}` was already retried."
     q = services.config.queue
-    if not await requeue(services.queue, services.redis, key, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
-                         retries=q.retries):
+    if not await requeue(services.queue_named(info.get("queue", "")), services.redis, key, timeout_s=q.job_timeout_s,
+                         heartbeat_s=q.heartbeat_s, retries=q.retries):
         await services.redis.delete(claim)
         return f"Job `{key}` is already queued or running."
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
@@ -55,7 +55,7 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
         return f"No job `{key}` is known (jobs are kept 30 days)."
     if stale := _stale(key, info, run):
         return stale
-    existing = await services.queue.job(key)
+    existing = await services.queue_named(info.get("queue", "")).job(key)
     if existing is not None and existing.status in ("queued", "active"):
         return f"Job `{key}` is running; wait for it to stop before dismissing it."
     if not await services.redis.set(f"bot:job:{key}:dismissed:{info.get('run', '1')}", user, nx=True,
@@ -63,7 +63,7 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
         return f"Job `{key}` was already dismissed."
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
     await thread.reply(f":no_entry_sign: Dismissed by <@{user}>. Nothing more will happen in this thread.")
-    await thread.status("dismissed", f"by <@{user}>")
+    await thread.status("dismissed", "by a maintainer (see the thread)")
     await set_info(services.redis, key, dismissed_by=user)
     return f"Dismissed job `{key}`."
 

@@ -600,6 +600,15 @@ async def run(job) -> None:
 
     p = job.params
     quiet = bool(p.get("quiet"))
+    if quiet and p.get("head"):
+        from jobs.queue import latest_head_key
+
+        latest = await job.redis.get(latest_head_key(p["repo"], p["pr"]))
+        if latest is not None and latest.decode() != p["head"]:
+            # A newer push arrived while this check waited: only the newest head is worth checking.
+            await job.audit.write("provenance", "superseded", f"newer head {latest.decode()[:10]}")
+            await set_info(job.redis, job.key, status="done", detail="superseded by a newer head")
+            return
     try:
         cfg = load_config(job.config)
     except ProvenanceError as exc:

@@ -41,6 +41,7 @@ class JobRequest:
     channel: str = ""                 # where the thread lives
     dest: str = "slack"               # which Chat posts it: "slack" or "console"
     origin: dict = field(default_factory=dict)  # e.g. the GitHub comment that asked
+    priority: str = "normal"          # "low": webhook checks and outsiders' commands, served by their own slots
 
     def for_worker(self) -> dict:
         """What the job itself carries: what a worker reads. Where its thread is, and the summary, live in the
@@ -56,6 +57,8 @@ class JobRequest:
         """The key, and the params as JSON (sorted keys), which the job record keeps."""
         params = json.dumps(self.params, sort_keys=True)
         canonical = f'{{"kind": {json.dumps(self.kind)}, "params": {params}}}'
+        if self.priority != "normal":      # lives in another queue: never the same job as a normal one
+            canonical += f" {self.priority}"
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
         return f"{PREFIXES.get(self.kind, self.kind)}-{digest}", params
 
@@ -69,6 +72,12 @@ class Submitted:
 
 
 OPEN = "bot:open"        # keys of jobs not yet known to have ended, scored by when they were queued
+
+
+def latest_head_key(repo: str, number: int) -> str:
+    """The head SHA of a PR's newest webhook provenance check: a re-run on the same head is skipped, and a
+    check still waiting for an older head stands down."""
+    return f"bot:prov:head:{repo}#{int(number)}"
 
 
 def info_key(key: str) -> str:
@@ -252,7 +261,7 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
                   heartbeat=heartbeat_s, retries=retries, retry_delay=2.0, retry_backoff=60.0,
                   ttl=ttl_days * 86400)
         info = {"kind": req.kind, "summary": req.summary, "requester": req.requester, "channel": req.channel,
-                "dest": req.dest, "params": params, "origin": json.dumps(req.origin),
+                "dest": req.dest, "params": params, "origin": json.dumps(req.origin), "queue": queue.name,
                 "status": "queued", "run": "1", "created": f"{time.time():.3f}"}
         name = info_key(key)
         # A fresh request forgets the checkpoints and posted-once marks of any earlier run with this key.

@@ -5,6 +5,7 @@ worker that died to another one, which resumes from the first stage not yet done
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -15,6 +16,7 @@ from saq import Worker
 from bot import config as config_mod
 from bot import render
 from bot.audit import scrub
+from bot.quotas import OverBudget, spender
 from bot.chat import Chat
 from bot.services import Services
 from jobs.queue import job_info
@@ -37,6 +39,9 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     beats: Heartbeats = ctx["heartbeats"]
     beats.add(job, asyncio.current_task())
     services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
+    # GitHub calls and model tokens count for whoever asked (GitHub-triggered jobs share one budget).
+    spender.set(request.get("requester") or "github")
+    ended = True
     try:
         if job.attempts > 1:
             await run.audit.write("job", "retry", f"attempt {job.attempts} (previous: {job.error or 'worker lost'})")
@@ -52,10 +57,11 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     except NeedsPerson as exc:
         await run.escalate(exc.escalation)
         return "escalated"
-    except JobFailed as exc:
+    except (JobFailed, OverBudget) as exc:
         await run.fail(str(exc))
         return "failed"
     except asyncio.CancelledError:
+        ended = False
         if getattr(job, "lost", False):
             await run.audit.write("job", "lost", f"attempt {job.attempts} stopped: another worker runs the job now")
         else:
@@ -64,6 +70,7 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     except Exception as exc:
         log.exception("job %s failed", job.key)
         if job.retryable:
+            ended = False
             await run.audit.write("job", "will-retry", f"{exc.__class__.__name__}: {exc}")
             # SAQ keeps the traceback in the job record: keep it to this line and a scrubbed message.
             raise RetryLater(scrub(f"{exc.__class__.__name__}: {exc}"[:2000], services.config.env.secrets())) from None
@@ -72,6 +79,10 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         return "failed"
     finally:
         await beats.remove(job)
+        if ended:
+            with contextlib.suppress(Exception):
+                info = await run.thread.info()
+                await services.quotas.closed(request.get("requester", ""), info.get("channel", ""), job.key)
 
 
 async def _record_lost(services: Services, key: str, request: dict) -> str:
@@ -104,7 +115,7 @@ async def reconcile(services: Services, grace_s: float = 120, limit: int = 200) 
         if not info or info.get("status") in ("done", "failed", "needs a maintainer", "dismissed"):
             await services.redis.zrem(OPEN, key)
             continue
-        if await services.queue.job(key) is not None:
+        if await services.queue_named(info.get("queue", "")).job(key) is not None:
             continue
         failed.append(key)
         await services.redis.zrem(OPEN, key)
@@ -219,10 +230,10 @@ async def announce(services: Services, width: int = 8) -> None:
             except Exception as exc:   # the job posts its parent itself when it starts
                 log.warning("could not post the parent message of %s: %s", key, exc)
 
-    name = services.queue.announce_key
+    names = [services.queue.announce_key, services.low_queue.announce_key]
     while True:
         try:
-            item = await services.redis.blpop([name], timeout=1)
+            item = await services.redis.blpop(names, timeout=1)
         except asyncio.CancelledError:
             raise
         except Exception as exc:       # the store is down: wait, the job is not lost
@@ -235,27 +246,46 @@ async def announce(services: Services, width: int = 8) -> None:
             task.add_done_callback(pending.discard)
 
 
-def make_worker(services: Services, *, concurrency: int | None = None, **kwargs) -> Worker:
-    q = services.config.queue
-    kinds()   # import every job module now, not inside the first job
-    tasks: list[asyncio.Task] = []
+class Workers:
+    """One worker process's job slots: SAQ workers for the normal queue (`[queue] concurrency` slots) and for
+    the low-priority queue (`[quotas] low_concurrency` slots, default 1), so webhook checks and outsiders'
+    commands run beside maintainers' jobs, never ahead of them, and can't take every slot."""
 
-    async def startup(ctx):
-        ctx["services"] = services
-        ctx["heartbeats"] = Heartbeats(q.heartbeat_s)
-        tasks.append(asyncio.create_task(announce(services)))
-        tasks.append(asyncio.create_task(ctx["heartbeats"].run()))
+    def __init__(self, services: Services, *, concurrency: int | None = None, **kwargs):
+        from saq import CronJob
 
-    async def shutdown(ctx):
-        for task in tasks:
+        q = services.config.queue
+        kinds()   # import every job module now, not inside the first job
+        self.services = services
+        self.tasks: list[asyncio.Task] = []
+        self.heartbeats = Heartbeats(q.heartbeat_s)
+
+        async def startup(ctx):
+            ctx["services"] = services
+            ctx["heartbeats"] = self.heartbeats
+
+        common = dict(functions=[run_job], startup=startup, shutdown_grace_period_s=0,
+                      timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1}, **kwargs)
+        self.main = Worker(services.queue, concurrency=concurrency or q.concurrency,
+                           cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)], **common)
+        self.low = Worker(services.low_queue, concurrency=services.config.quotas.low_concurrency, **common)
+
+    async def start(self) -> None:
+        self.tasks = [asyncio.create_task(announce(self.services)), asyncio.create_task(self.heartbeats.run())]
+        try:
+            await asyncio.gather(self.main.start(), self.low.start())
+        finally:
+            for task in self.tasks:
+                task.cancel()
+
+    async def stop(self) -> None:
+        await asyncio.gather(self.main.stop(), self.low.stop())
+        for task in self.tasks:
             task.cancel()
 
-    from saq import CronJob
 
-    return Worker(services.queue, functions=[run_job], concurrency=concurrency or q.concurrency,
-                  cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)],
-                  startup=startup, shutdown=shutdown, timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1},
-                  shutdown_grace_period_s=0, **kwargs)
+def make_worker(services: Services, *, concurrency: int | None = None, **kwargs) -> Workers:
+    return Workers(services, concurrency=concurrency, **kwargs)
 
 
 async def amain() -> None:

@@ -1,0 +1,135 @@
+"""Quotas: how much one person, and one channel, may ask of the bot, so that nobody's flood delays a
+maintainer or spends the project's GitHub and model budgets.
+
+Admission (at the command, before anything is queued): jobs a person (and a channel) has waiting or running,
+and commands per hour, stricter for commands anyone may run when a non-maintainer runs them. An over-quota
+request gets one line and nothing is queued. Spending (inside jobs): GitHub calls per person per hour and
+model tokens per person per day, counted where the calls are made; past the cap the job stops with a line that
+says so. Counters are plain Redis keys with expiries; the open-job sets heal themselves (entries older than a
+day are dropped) in case a job's end was never recorded."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass
+
+DAY = 86400
+
+# Who a running job spends for: set by the worker for the job's task (and inherited by what it awaits).
+spender: contextvars.ContextVar[str] = contextvars.ContextVar("spender", default="")
+
+
+class OverBudget(Exception):
+    """A person's GitHub or model budget for the period is spent; str() says which and until when."""
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    """Admission limits apply to people who are not maintainers; maintainers get their own (0 = no limit,
+    the default: a maintainer backporting twenty PRs is the bot's purpose, not a flood)."""
+
+    queued_per_user: int = 5                  # jobs one person may have waiting or running
+    queued_per_channel: int = 20              # outsiders' jobs waiting or running in one channel
+    per_user_per_hour: int = 60               # commands that queue jobs
+    anyone_per_user_per_hour: int = 10        # the same, for commands anyone may run
+    per_channel_per_hour: int = 200
+    queued_per_maintainer: int = 0
+    maintainer_per_hour: int = 0
+    github_calls_per_user_per_hour: int = 2000
+    llm_tokens_per_user_per_day: int = 2_000_000
+    low_concurrency: int = 1                  # job slots per worker for the low-priority queue
+
+
+class Quotas:
+    def __init__(self, redis, cfg: QuotaConfig):
+        self.redis = redis
+        self.cfg = cfg
+
+    @staticmethod
+    def _open(kind: str, who: str) -> str:
+        return f"bot:quota:open:{kind}:{who}"
+
+    async def admit(self, user: str, channel: str, jobs: int, *, anyone_command: bool, maintainer: bool,
+                    now: float | None = None) -> str:
+        """'' when `user` may queue `jobs` more jobs from `channel` now, else the one-line reason."""
+        now = time.time() if now is None else now
+        hour = int(now // 3600)
+        c = self.cfg
+        if maintainer:
+            return await self._admit_maintainer(user, jobs, now, hour)
+        per_hour = c.per_user_per_hour if not anyone_command else c.anyone_per_user_per_hour
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self._open("user", user), 0, now - DAY)
+            pipe.zremrangebyscore(self._open("channel", channel), 0, now - DAY)
+            pipe.zcard(self._open("user", user))
+            pipe.zcard(self._open("channel", channel))
+            pipe.incrby(f"bot:quota:rate:user:{user}:{hour}", jobs)
+            pipe.expire(f"bot:quota:rate:user:{user}:{hour}", 3700)
+            pipe.incrby(f"bot:quota:rate:channel:{channel}:{hour}", jobs)
+            pipe.expire(f"bot:quota:rate:channel:{channel}:{hour}", 3700)
+            _, _, open_user, open_channel, rate_user, _, rate_channel, _ = await pipe.execute()
+        minutes = int((3600 - now % 3600) // 60) + 1
+        if open_user + jobs > c.queued_per_user:
+            return (f"you already have {open_user} job(s) waiting or running (at most {c.queued_per_user}); "
+                    "try again when one has finished")
+        if open_channel + jobs > c.queued_per_channel:
+            return (f"this channel already has {open_channel} job(s) waiting or running (at most "
+                    f"{c.queued_per_channel}); try again shortly")
+        if rate_user > per_hour:
+            return f"you have asked for {per_hour} job(s) this hour already; try again in {minutes} minute(s)"
+        if rate_channel > c.per_channel_per_hour:
+            return (f"this channel has asked for {c.per_channel_per_hour} job(s) this hour already; try again in "
+                    f"{minutes} minute(s)")
+        return ""
+
+    async def _admit_maintainer(self, user: str, jobs: int, now: float, hour: int) -> str:
+        c = self.cfg
+        if not (c.queued_per_maintainer or c.maintainer_per_hour):
+            return ""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self._open("user", user), 0, now - DAY).zcard(self._open("user", user))
+            pipe.incrby(f"bot:quota:rate:user:{user}:{hour}", jobs).expire(f"bot:quota:rate:user:{user}:{hour}", 3700)
+            _, open_user, rate_user, _ = await pipe.execute()
+        if c.queued_per_maintainer and open_user + jobs > c.queued_per_maintainer:
+            return (f"you already have {open_user} job(s) waiting or running (at most {c.queued_per_maintainer}); "
+                    "try again when one has finished")
+        if c.maintainer_per_hour and rate_user > c.maintainer_per_hour:
+            return f"you have asked for {c.maintainer_per_hour} job(s) this hour already; try again later"
+        return ""
+
+    async def opened(self, user: str, channel: str, keys: list[str], now: float | None = None) -> None:
+        if not keys:
+            return
+        now = time.time() if now is None else now
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._open("user", user), {k: now for k in keys}).expire(self._open("user", user), DAY)
+            pipe.zadd(self._open("channel", channel), {k: now for k in keys}).expire(self._open("channel", channel), DAY)
+            await pipe.execute()
+
+    async def closed(self, user: str, channel: str, key: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await pipe.zrem(self._open("user", user), key).zrem(self._open("channel", channel), key).execute()
+
+    async def spend(self, what: str, amount: int, who: str | None = None, now: float | None = None) -> None:
+        """Count `amount` of `what` ("github" calls per hour, "llm" tokens per day) for `who` (default: the
+        job's spender); raise OverBudget when the cap is passed. Jobs nobody asked for (GitHub-triggered
+        checks) spend for "github" and share one budget."""
+        who = spender.get() if who is None else who
+        if not who:
+            return
+        now = time.time() if now is None else now
+        if what == "github":
+            window, cap, unit = 3600, self.cfg.github_calls_per_user_per_hour, "GitHub calls this hour"
+        else:
+            window, cap, unit = DAY, self.cfg.llm_tokens_per_user_per_day, "model tokens today"
+        name = f"bot:quota:spend:{what}:{who}:{int(now // window)}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            used, _ = await pipe.incrby(name, amount).expire(name, window + 100).execute()
+        if used > cap:
+            raise OverBudget(f"the budget of {cap:,} {unit} for whoever asked ({who}) is spent; "
+                             "the job stopped and can be retried later")
+
+    async def check(self, what: str, who: str | None = None, now: float | None = None) -> None:
+        """Raise OverBudget when the budget is already spent (before making a call)."""
+        await self.spend(what, 0, who, now)
