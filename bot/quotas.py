@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+import uuid
 from dataclasses import dataclass
 
 DAY = 86400
@@ -41,34 +42,63 @@ class QuotaConfig:
     low_concurrency: int = 1                  # job slots per worker for the low-priority queue
 
 
+ADMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, ARGV[2])
+local jobs = tonumber(ARGV[3])
+local open_user = redis.call('ZCARD', KEYS[1])
+local open_channel = redis.call('ZCARD', KEYS[2])
+local rate_user = redis.call('INCRBY', KEYS[3], jobs)
+redis.call('EXPIRE', KEYS[3], 3700)
+local rate_channel = redis.call('INCRBY', KEYS[4], jobs)
+redis.call('EXPIRE', KEYS[4], 3700)
+if open_user + jobs <= tonumber(ARGV[4]) and open_channel + jobs <= tonumber(ARGV[5])
+        and rate_user <= tonumber(ARGV[6]) and rate_channel <= tonumber(ARGV[7]) then
+    for i = 1, jobs do
+        redis.call('ZADD', KEYS[1], ARGV[1], ARGV[8] .. ':' .. i)
+        redis.call('ZADD', KEYS[2], ARGV[1], ARGV[8] .. ':' .. i)
+    end
+    redis.call('EXPIRE', KEYS[1], ARGV[9])
+    redis.call('EXPIRE', KEYS[2], ARGV[9])
+end
+return {open_user, open_channel, rate_user, rate_channel}
+"""
+
+
+def new_token() -> str:
+    return f"pending:{uuid.uuid4().hex}"
+
+
 class Quotas:
     def __init__(self, redis, cfg: QuotaConfig):
         self.redis = redis
         self.cfg = cfg
+        self._admit_script = None
 
     @staticmethod
     def _open(kind: str, who: str) -> str:
         return f"bot:quota:open:{kind}:{who}"
 
     async def admit(self, user: str, channel: str, jobs: int, *, anyone_command: bool, maintainer: bool,
-                    now: float | None = None) -> str:
-        """'' when `user` may queue `jobs` more jobs from `channel` now, else the one-line reason."""
+                    now: float | None = None, token: str = "") -> str:
+        """'' when `user` may queue `jobs` more jobs from `channel` now, else the one-line reason. Admitted
+        places are held under `token` (see `new_token`) until `opened` swaps them for the jobs' keys."""
         now = time.time() if now is None else now
         hour = int(now // 3600)
         c = self.cfg
         if maintainer:
             return await self._admit_maintainer(user, jobs, now, hour)
         per_hour = c.per_user_per_hour if not anyone_command else c.anyone_per_user_per_hour
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(self._open("user", user), 0, now - DAY)
-            pipe.zremrangebyscore(self._open("channel", channel), 0, now - DAY)
-            pipe.zcard(self._open("user", user))
-            pipe.zcard(self._open("channel", channel))
-            pipe.incrby(f"bot:quota:rate:user:{user}:{hour}", jobs)
-            pipe.expire(f"bot:quota:rate:user:{user}:{hour}", 3700)
-            pipe.incrby(f"bot:quota:rate:channel:{channel}:{hour}", jobs)
-            pipe.expire(f"bot:quota:rate:channel:{channel}:{hour}", 3700)
-            _, _, open_user, open_channel, rate_user, _, rate_channel, _ = await pipe.execute()
+        # One atomic step: count, and when admitted, hold the places (placeholders `opened` swaps for the
+        # jobs' keys), so a burst of concurrent commands can't all pass the same count.
+        if self._admit_script is None:
+            self._admit_script = self.redis.register_script(ADMIT)
+        token = token or new_token()
+        open_user, open_channel, rate_user, rate_channel = await self._admit_script(
+            keys=[self._open("user", user), self._open("channel", channel), f"bot:quota:rate:user:{user}:{hour}",
+                  f"bot:quota:rate:channel:{channel}:{hour}"],
+            args=[now, now - DAY, jobs, c.queued_per_user, c.queued_per_channel, per_hour, c.per_channel_per_hour,
+                  token, DAY])
         minutes = int((3600 - now % 3600) // 60) + 1
         if open_user + jobs > c.queued_per_user:
             return (f"you already have {open_user} job(s) waiting or running (at most {c.queued_per_user}); "
@@ -98,13 +128,17 @@ class Quotas:
             return f"you have asked for {c.maintainer_per_hour} job(s) this hour already; try again later"
         return ""
 
-    async def opened(self, user: str, channel: str, keys: list[str], now: float | None = None) -> None:
-        if not keys:
-            return
+    async def opened(self, user: str, channel: str, keys: list[str], now: float | None = None,
+                     pending: str = "", held: int = 0) -> None:
+        """Record the jobs really queued, in place of the `held` places `admit` took under `pending`."""
         now = time.time() if now is None else now
+        places = [f"{pending}:{i}" for i in range(1, held + 1)] if pending else []
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._open("user", user), {k: now for k in keys}).expire(self._open("user", user), DAY)
-            pipe.zadd(self._open("channel", channel), {k: now for k in keys}).expire(self._open("channel", channel), DAY)
+            for kind, who in (("user", user), ("channel", channel)):
+                if places:
+                    pipe.zrem(self._open(kind, who), *places)
+                if keys:
+                    pipe.zadd(self._open(kind, who), {k: now for k in keys}).expire(self._open(kind, who), DAY)
             await pipe.execute()
 
     async def closed(self, user: str, channel: str, key: str) -> None:

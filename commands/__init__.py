@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
+from bot.quotas import new_token
 from commands.base import Command, Invocation, Later, Reply, Usage, shown
 from jobs.queue import JobRequest, QueueUnavailable, Submitted, submit
 
@@ -82,15 +83,21 @@ async def dispatch(inv: Invocation) -> Outcome:
                 r.priority = "low"
         try:
             async with asyncio.timeout(SUBMIT_TIMEOUT_S):       # all of them, within Slack's 3 s
+                token = new_token()
                 if inv.dest != "console":
                     refusal = await services.quotas.admit(inv.user, inv.channel, len(requests), maintainer=maintainer,
-                                                          anyone_command=not command.maintainers_only)
+                                                          anyone_command=not command.maintainers_only, token=token)
                     if refusal:
                         outcome = "over-quota"
                         return Outcome(f"Not queued: {refusal}.", ok=False)
-                submitted = [await _submit(services, r, inv.nonce) for r in requests]
-                if inv.dest != "console":
-                    await services.quotas.opened(inv.user, inv.channel, [s.key for s in submitted if s.created])
+                submitted = []
+                try:
+                    for r in requests:
+                        submitted.append(await _submit(services, r, inv.nonce))
+                finally:
+                    if inv.dest != "console":   # the held places become the jobs really queued (or are freed)
+                        await services.quotas.opened(inv.user, inv.channel, [s.key for s in submitted if s.created],
+                                                     pending=token, held=len(requests))
         except (QueueUnavailable, TimeoutError):
             outcome = "queue-down"
             return Outcome("The job queue is unavailable right now, so nothing was queued. "
