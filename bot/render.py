@@ -98,6 +98,7 @@ class Escalation:
     commands: list[str] = field(default_factory=list)
     log_tail: str = ""
     hints: list[str] = field(default_factory=list)
+    diff: str = ""              # a model's edits against the mechanical merge, when it tried
 
 
 def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...], run: str = "1") -> tuple[str, list]:
@@ -113,6 +114,8 @@ def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...
         blocks.append(section(f":bulb: {hint}"))
     if esc.log_tail:
         blocks.append(section("*Log tail*\n" + code(esc.log_tail)))
+    if esc.diff:
+        blocks.append(section("*Claude's edits against the mechanical merge*\n" + code(esc.diff, keep="head")))
     if esc.commands:
         blocks.append(section("*To finish by hand*\n" + code("\n".join(esc.commands), keep="head")))
     blocks.append({

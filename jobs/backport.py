@@ -51,7 +51,14 @@ async def run(job: JobRun) -> None:
                                 detail="pushing and opening the PR")
     await job.stage("report", lambda: _report(job, plan, published), detail="reporting")
     where = published.get("pr_url") or f"branch `{published['branch']}`"
-    await job.done(f":white_check_mark: Backport ready for review: {where}", detail=where)
+    review = ""
+    if published.get("pr_url") and picked.get("model_lines"):
+        review = (f" {len(picked['model_lines'])} line(s) were written by the model and are in neither the branch "
+                  f"nor the original commit: review them first ({published['pr_url']}#written-by-the-model).")
+    if picked.get("not_applicable"):
+        review += (f" {len(picked['not_applicable'])} hunk(s) of the original were declared not applicable; the PR "
+                   "lists them with the reasons and is labelled for careful review.")
+    await job.done(f":white_check_mark: Backport ready for review: {where}.{review}", detail=where)
 
 
 def _refs_text(plan: dict) -> str:
@@ -159,6 +166,7 @@ async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number:
 async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> dict:
     head = repo[pygit2.Oid(hex=plan["tip"])]
     commits, empty_picks, settled, llm_files = [], [], [], []
+    not_applicable, model_lines, diffs, usage = [], [], [], []
     for p in plan["picks"]:
         original = repo[pygit2.Oid(hex=p["sha"])]
         result = await asyncio.to_thread(git.pick, repo, original, head, p["mainline"] or 1)
@@ -176,12 +184,18 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
                           " asking Claude to resolve them (code checks the result).", once=f"conflict:{p['sha']}")
             outcome = await resolve.resolve_conflicts(job, repo, original, head, result, p["mainline"] or 1)
             if not outcome.ok:
-                raise NeedsPerson(_escalation(job, repo, plan, original, head, "resolve conflicts",
-                                              outcome.reason, files))
+                esc = _escalation(job, repo, plan, original, head, "resolve conflicts", outcome.reason, files)
+                esc.diff = outcome.model_diff
+                raise NeedsPerson(esc)
             tree = outcome.tree
             llm_files.extend(outcome.changed)
+            not_applicable.extend(dict(na, sha=p["sha"]) for na in outcome.not_applicable)
+            model_lines.extend(outcome.model_lines)
+            if outcome.model_diff:
+                diffs.append(outcome.model_diff)
+            usage.append(outcome.usage)
             await job.say(f":white_check_mark: Claude's resolution passed the checks "
-                          f"({render.lits(outcome.changed, 40)}).", once=f"resolved:{p['sha']}")
+                          f"({render.lits(outcome.changed, 40)}; {outcome.usage}).", once=f"resolved:{p['sha']}")
         elif result.empty:
             empty_picks.append(p["sha"])
             continue
@@ -201,6 +215,8 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
                       + (f" ({len(set(llm_files))} file(s) resolved by an LLM)" if llm_files else "") + ".",
                       once="picked")
     return {"head": str(head.id), "commits": commits, "empty": not commits, "settled": sorted(set(settled)),
+            "not_applicable": not_applicable, "model_lines": model_lines[:200],
+            "model_diff": "\n".join(diffs)[:resolve.DIFF_SHOWN], "usage": usage,
             "llm_files": sorted(set(llm_files))}
 
 
@@ -311,7 +327,8 @@ async def _publish(job: JobRun, mirror: git.Mirror, plan: dict, picked: dict, te
 
 
 def _labels(picked: dict) -> list[str]:
-    return ["backport"] + (["ai-resolved-conflicts"] if picked["llm_files"] else [])
+    return (["backport"] + (["ai-resolved-conflicts"] if picked["llm_files"] else [])
+            + (["needs-careful-review"] if picked.get("not_applicable") else []))
 
 
 def pr_body(job: JobRun, plan: dict, picked: dict, tested: dict, repo_cfg) -> str:
@@ -350,8 +367,9 @@ def pr_body(job: JobRun, plan: dict, picked: dict, tested: dict, repo_cfg) -> st
         risk,
         "",
         "## Files changed by an LLM",
-        *([f"- `{f}`" for f in llm_files] or ["None."]),
+        *([f"- {gh_code(f)}" for f in llm_files] or ["None."]),
         "",
+        *_model_sections(picked),
         f"<sub>Opened by the maintainer bot, job `{job.key}`. A maintainer must review and merge.</sub>",
     ])
 
@@ -371,3 +389,35 @@ async def _report(job: JobRun, plan: dict, published: dict) -> dict:
                 await job.thread.unclaim(f"comment:{n}")
             await job.say(f"Could not comment on #{n}: {exc}", once=f"comment-fail:{n}")
     return {}
+
+
+def gh_code(text: str) -> str:
+    """Untrusted text as inline code in GitHub markdown: a backtick can't end it, no @mention or link lives."""
+    body = str(text).replace("`", "\u02cb").replace("\r", " ").replace("\n", " ")
+    return f"`{body[:300]}`"
+
+
+def gh_block(text: str, lang: str = "") -> str:
+    """Untrusted text as a fenced block in GitHub markdown that it cannot close."""
+    return f"````{lang}\n{text.replace('````', chr(0x2035) * 4)}\n````"
+
+
+def _model_sections(picked: dict) -> list[str]:
+    """The PR body's account of what the model did beyond the mechanics: hunks it declared not applicable,
+    lines it wrote that neither side has, and its diff against the mechanical merge."""
+    out: list[str] = []
+    na = picked.get("not_applicable") or []
+    if na:
+        out += ["## Not applied: declared not applicable by the model", "",
+                "The checker accepted these only because the model gave a reason. **Check each one.**", ""]
+        out += [f"- {x['hunk']} in {gh_code(x['path'])} ({gh_code(x['first'])}): {gh_code(x['reason'])}" for x in na]
+        out.append("")
+    lines = picked.get("model_lines") or []
+    if lines:
+        out += ['<a id="written-by-the-model"></a>', "## Written by the model, review these", "",
+                f"{len(lines)} line(s) the model wrote are in neither the release branch nor the original commit:",
+                "", gh_block("\n".join(f"{x['path']}: {x['line'][:300]}" for x in lines[:100])), ""]
+    if picked.get("model_diff"):
+        out += ["<details><summary>The model's edits against the mechanical merge</summary>", "",
+                gh_block(picked["model_diff"], "diff"), "", "</details>", ""]
+    return out

@@ -218,6 +218,7 @@ class PickResult:
     whitespace_settled: list[str] = field(default_factory=list)
     touched: list[str] = field(default_factory=list)   # paths the picked commit changes (either side of renames)
     empty: bool = False
+    renames: dict[str, str] = field(default_factory=dict)   # a touched path → its name on the branch, if renamed
 
 
 def relabel(text: str) -> str:
@@ -261,7 +262,10 @@ def pick(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit, ma
         if left != first:
             settled = sorted(first - left)
             index = ws
+            for path in settled:        # where the sides differ only in whitespace, the branch's lines stay
+                _keep_branch_whitespace(repo, index, onto, path)
     if index.conflicts is not None:
+        renames = _branch_renames(repo, parent, onto, touched)
         conflicts = []
         for ancestor, ours, theirs in index.conflicts:
             path = (ours or theirs or ancestor).path
@@ -272,9 +276,60 @@ def pick(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit, ma
                 merged_text = ""  # modify/delete: no text merge possible
             conflicts.append(Conflict(path, _blob_text(repo, ours), _blob_text(repo, theirs),
                                       _blob_text(repo, ancestor), merged_text))
-        return PickResult(None, conflicts, settled, touched)
+        return PickResult(None, conflicts, settled, touched, renames=renames)
     tree = index.write_tree(repo)
     return PickResult(str(tree), [], settled, touched, empty=(tree == onto.tree.id))
+
+
+def _branch_renames(repo, parent, onto, touched: list[str]) -> dict[str, str]:
+    """Touched paths the branch has under another name (git's rename detection between the commit's parent
+    and the branch), so the checker looks for their hunks where the code now lives."""
+    missing = [p for p in touched if _entry(onto.tree, p) is None and _entry(parent.tree, p) is not None]
+    if not missing:
+        return {}
+    diff = repo.diff(parent.tree, onto.tree)
+    diff.find_similar()
+    out = {}
+    for delta in diff.deltas:
+        if delta.status == pygit2.enums.DeltaStatus.RENAMED and delta.old_file.path in missing:
+            out[delta.old_file.path] = delta.new_file.path
+    return out
+
+
+def _entry(tree, path: str):
+    try:
+        return tree[path]
+    except KeyError:
+        return None
+
+
+def _keep_branch_whitespace(repo, index, onto, path: str) -> None:
+    """In a file settled by a whitespace-insensitive merge, lines that equal the branch's but for whitespace
+    take the branch's form (its trailing spaces, its wrapping): the maintainers' choice on real backports.
+    Lines that differ in anything but whitespace are left exactly as merged."""
+    import difflib
+
+    branch = file_at(repo, onto, path)
+    try:
+        entry = index[path]
+    except KeyError:
+        return
+    merged = repo[entry.id].data.decode("utf-8", "replace")
+    if branch is None or merged == branch or len(merged) > 4_000_000:
+        return
+    r_lines, b_lines = merged.split("\n"), branch.split("\n")
+    r_norm = ["".join(x.split()) for x in r_lines]
+    b_norm = ["".join(x.split()) for x in b_lines]
+    sm = difflib.SequenceMatcher(None, r_norm, b_norm, autojunk=False)
+    changed = False
+    for a, b, size in sm.get_matching_blocks():
+        for k in range(size):
+            if r_lines[a + k] != b_lines[b + k]:
+                r_lines[a + k] = b_lines[b + k]
+                changed = True
+    if changed:
+        blob = repo.create_blob("\n".join(r_lines).encode())
+        index.add(pygit2.IndexEntry(path, blob, entry.mode))
 
 
 def commit_tree(repo: pygit2.Repository, tree: str, parent: pygit2.Commit, original: pygit2.Commit) -> str:
@@ -305,7 +360,8 @@ def file_at(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> str | 
         entry = commit.tree[path]
     except KeyError:
         return None
-    return repo[entry.id].data.decode("utf-8", "replace")
+    obj = repo[entry.id]
+    return obj.data.decode("utf-8", "replace") if obj.type_str == "blob" else None      # a directory: none
 
 
 def special_paths(repo: pygit2.Repository, trees: list, paths) -> set[str]:

@@ -174,6 +174,17 @@ class BotQueue(RedisQueue):
         return swept
 
 
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0):
+        """SAQ's dequeue, but a store that does not answer is waited for (a second at a time) instead of being
+        asked again at once: SAQ's worker loop would otherwise spin a core for as long as the store is down."""
+        try:
+            return await super().dequeue(timeout=timeout, poll_interval=poll_interval)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            log.warning("queue %s: the store does not answer (%s); retrying in 1 s", self.name,
+                        exc.__class__.__name__)
+            await asyncio.sleep(1)
+            return None
+
     def deserialize(self, payload, status=None):
         """SAQ's deserialize, making BotJobs."""
         if not payload:

@@ -246,6 +246,13 @@ async def announce(services: Services, width: int = 8) -> None:
             task.add_done_callback(pending.discard)
 
 
+class _Slots(Worker):
+    """A SAQ worker that leaves SIGTERM/SIGINT to `Workers` (two SAQ workers in one process would each take the
+    signal handler from the other, and one of them would never stop)."""
+
+    SIGNALS: list = []
+
+
 class Workers:
     """One worker process's job slots: SAQ workers for the normal queue (`[queue] concurrency` slots) and for
     the low-priority queue (`[quotas] low_concurrency` slots, default 1), so webhook checks and outsiders'
@@ -266,15 +273,23 @@ class Workers:
 
         common = dict(functions=[run_job], startup=startup, shutdown_grace_period_s=0,
                       timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1}, **kwargs)
-        self.main = Worker(services.queue, concurrency=concurrency or q.concurrency,
+        self.main = _Slots(services.queue, concurrency=concurrency or q.concurrency,
                            cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)], **common)
-        self.low = Worker(services.low_queue, concurrency=services.config.quotas.low_concurrency, **common)
+        self.low = _Slots(services.low_queue, concurrency=services.config.quotas.low_concurrency, **common)
 
     async def start(self) -> None:
+        import signal
+
         self.tasks = [asyncio.create_task(announce(self.services)), asyncio.create_task(self.heartbeats.run())]
+        loop = asyncio.get_running_loop()
+        signals = [signal.SIGINT, signal.SIGTERM]
+        for signum in signals:
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.stop()))
         try:
-            await asyncio.gather(self.main.start(), self.low.start())
+            await asyncio.gather(self.main.start(), self.low.start(), return_exceptions=True)
         finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
             for task in self.tasks:
                 task.cancel()
 

@@ -12,6 +12,9 @@ import time
 import urllib.parse
 from pathlib import Path
 
+# Imported now rather than by hypothesis's own plugin at session end: on CPython 3.11.7, compiling that module late
+# in a long session (after the worker tests) failed with "AST constructor recursion depth mismatch".
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 import redis as syncredis
 from aiohttp import ClientSession, web

@@ -146,7 +146,7 @@ async def test_conflict_without_a_key_escalates_naming_files_and_a_missing_depen
 
 
 def resolved_text() -> str:
-    return numbered(40).replace("line 5\n", "line five, fixed (release wording)\n")
+    return numbered(40).replace("line 5\n", "line five, fixed\n")
 
 
 async def test_conflict_resolved_by_claude_is_checked_and_labelled(make_bot, base_repo, github, anthropic):
@@ -155,8 +155,8 @@ async def test_conflict_resolved_by_claude_is_checked_and_labelled(make_bot, bas
     anthropic.reply(
         tool("show_original_diff"),
         tool("read_file", path="src/a.c", version="working"),
-        tool("replace_text", path="src/a.c", old=marked, new="line five, fixed (release wording)\n"),
-        tool("finish", note="kept the release wording, applied the fix"),
+        tool("replace_text", path="src/a.c", old=marked, new="line five, fixed\n"),
+        tool("finish", note="applied the fix"),
     )
     bot = await make_bot(config_dict(base_repo), anthropic=anthropic)
     key, info = await backport(bot, f"1.0 {fix}")
@@ -178,7 +178,8 @@ async def test_a_resolution_touching_another_file_is_refused_then_retried(make_b
         tool("replace_text", path="README", old="r\n", new="pwned\n"),
         tool("replace_text", path="../../etc/passwd", old="root", new="x"),
         tool("finish"),                                   # markers still there: the checker rejects
-        tool("replace_text", path="src/a.c", old=marked, new="line five, fixed (release wording)\n"),
+        tool("write_file", path="README", content="r\n"),  # told README does not belong, it puts it back
+        tool("replace_text", path="src/a.c", old=marked, new="line five, fixed\n"),
         tool("finish"),
     )
     bot = await make_bot(config_dict(base_repo), anthropic=anthropic)
@@ -186,11 +187,10 @@ async def test_a_resolution_touching_another_file_is_refused_then_retried(make_b
     assert info["status"] == "done", bot.thread_of(info)
     results = [b["content"] for req in anthropic.requests for m in req["messages"] if m["role"] == "user"
                and isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
-    assert any("you may only edit the files the cherry-pick touched" in r for r in results)
     assert any("without '..'" in r for r in results)
-    assert "The checker rejected Claude's resolution (attempt 1): conflict markers remain in src/a.c" in \
-        bot.thread_of(info)
-    retry_prompt = anthropic.requests[3]["messages"][0]["content"]
+    assert ("The checker rejected Claude's resolution (attempt 1): conflict markers remain in src/a.c; and these "
+            "files the cherry-pick does not touch were edited: README") in bot.thread_of(info)
+    retry_prompt = anthropic.requests[3]["messages"][0]["content"]      # the retry's first request
     assert "rejected by the checker: conflict markers remain" in retry_prompt
     files = base_repo.files(base_repo.tip(f"backport/{fix[:10]}-to-release/1.0"))
     assert files["README"] == "r\n" and files["src/a.c"] == resolved_text()
@@ -384,14 +384,14 @@ async def test_a_resolved_executable_stays_executable(make_bot, base_repo, githu
     anthropic.reply(tool("read_file", path="run.sh"),
                     tool("replace_text", path="run.sh",
                          old="<<<<<<< release branch\nline 5 (release)\n=======\nline five\n>>>>>>> picked commit\n",
-                         new="line five (release)\n"),
+                         new="line five\n"),
                     tool("finish"))
     bot = await make_bot(config_dict(base_repo), anthropic=anthropic)
     key, info = await backport(bot, f"1.0 {fix}")
     assert info["status"] == "done", bot.thread_of(info)
     tip = base_repo.repo[pygit2.Oid(hex=base_repo.tip(f"backport/{fix[:10]}-to-release/1.0"))]
     assert tip.tree["run.sh"].filemode == EXE
-    assert base_repo.repo[tip.tree["run.sh"].id].data.decode() == numbered(10).replace("line 5\n", "line five (release)\n")
+    assert base_repo.repo[tip.tree["run.sh"].id].data.decode() == numbered(10).replace("line 5\n", "line five\n")
 
 
 async def test_claude_may_not_retarget_a_symlink_while_fixing_tests(make_bot, base_repo, github, anthropic):
@@ -404,7 +404,7 @@ async def test_claude_may_not_retarget_a_symlink_while_fixing_tests(make_bot, ba
     assert info["status"] == "needs a maintainer"
     results = [b["content"] for req in anthropic.requests for m in req["messages"] if m["role"] == "user"
                and isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
-    assert results and results[0].startswith("error: you may only edit")
+    assert results and results[0] == "error: cfg is not a regular file"
     assert "Claude changed nothing" in bot.thread_of(info)
 
 
