@@ -13,6 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
+from redis.exceptions import RedisError
+
 from bot.quotas import new_token
 from commands.base import Command, Invocation, Later, Reply, Usage, shown
 from jobs.queue import JobRequest, QueueUnavailable, Submitted, submit
@@ -98,7 +100,7 @@ async def dispatch(inv: Invocation) -> Outcome:
                     if inv.dest != "console":   # the held places become the jobs really queued (or are freed)
                         await services.quotas.opened(inv.user, inv.channel, [s.key for s in submitted if s.created],
                                                      pending=token, held=len(requests))
-        except (QueueUnavailable, TimeoutError):
+        except (QueueUnavailable, TimeoutError, RedisError, OSError):
             outcome = "queue-down"
             return Outcome("The job queue is unavailable right now, so nothing was queued. "
                            "Please try again in a minute.", ok=False)

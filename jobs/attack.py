@@ -104,6 +104,7 @@ class Reader:
 
 
 TARGET_PORT = 16379    # inside the target's own network namespace every port is free
+START_TIMEOUT_S = 20.0  # how long a target may take to accept connections (a busy machine, a big data set)
 
 
 def free_port() -> int:
@@ -180,7 +181,7 @@ def run_script(spec: dict, commands: list[list[str]], full: bool = False, logdir
     target.start()
     try:
         try:
-            sock = target.connect(min(timeout, 30))
+            sock = target.connect(max(START_TIMEOUT_S, timeout))      # starting is not the attack
         except OSError as exc:
             result.update(oracle="start", message=f"target did not accept connections: {exc}")
             return result

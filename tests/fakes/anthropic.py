@@ -47,6 +47,10 @@ class FakeAnthropic(FakeServer):
         if KEY not in (request.headers.get("x-api-key"), request.headers.get("Authorization", "")[7:]):
             return web.json_response({"type": "error", "error": {"type": "authentication_error",
                                                                  "message": "invalid x-api-key"}}, status=401)
+        problem = tool_protocol_problem(body.get("messages", []))
+        if problem:     # what the real API answers to a conversation that breaks the tool-use rules
+            return web.json_response({"type": "error", "error": {"type": "invalid_request_error",
+                                                                 "message": problem}}, status=400)
         self.requests.append(body)
         if not self.script:
             content = self.default(body) if self.default else text("I have nothing more to say.")
@@ -56,9 +60,13 @@ class FakeAnthropic(FakeServer):
             if callable(content):
                 content = content(body)
                 content = content if isinstance(content, list) else [content]
+        offered = {t.get("name") for t in body.get("tools", [])}
         blocks = []
         for block in content:
             block = dict(block)
+            if block["type"] == "tool_use" and block["name"] not in offered:
+                # A real model only calls tools it was given: a script that does otherwise is a broken test.
+                block = {"type": "text", "text": f"(the script called {block['name']}, which was not offered)"}
             if block["type"] == "tool_use":
                 block["id"] = f"toolu_{next(self._ids):04d}"
             blocks.append(block)
@@ -74,3 +82,27 @@ class FakeAnthropic(FakeServer):
         body = await request.json()
         chars = len(json.dumps(body.get("messages", []))) + len(str(body.get("system", "")))
         return web.json_response({"input_tokens": chars // 4})
+
+
+def tool_protocol_problem(messages: list) -> str:
+    """The Messages API's tool-use rules: every tool_use in an assistant turn is answered by a tool_result with
+    its id in the very next user turn, and tool_result blocks come first in that turn."""
+    for i, m in enumerate(messages):
+        if m.get("role") != "assistant" or not isinstance(m.get("content"), list):
+            continue
+        ids = [b.get("id") for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_use"]
+        if not ids:
+            continue
+        nxt = messages[i + 1] if i + 1 < len(messages) else None
+        if nxt is None:
+            continue
+        content = nxt.get("content") if isinstance(nxt.get("content"), list) else []
+        results = [b.get("tool_use_id") for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+        missing = [x for x in ids if x not in results]
+        if nxt.get("role") != "user" or missing:
+            return (f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    + ", ".join(missing or ids))
+        kinds = [b.get("type") for b in content if isinstance(b, dict)]
+        if "tool_result" in kinds and kinds.index("text") < kinds.index("tool_result") if "text" in kinds else False:
+            return f"messages.{i + 1}: tool_result blocks must come first in the user message"
+    return ""

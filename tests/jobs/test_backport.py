@@ -125,6 +125,20 @@ async def test_whitespace_only_conflict_is_settled_without_an_llm(make_bot, base
     assert "whitespace-only" in pr["body"] and github.labels["acme/widget"][pr["number"]] == ["backport"]
 
 
+async def test_whitespace_settlement_keeps_the_branch_formatting_and_every_real_change(make_bot, base_repo, github):
+    """The release branch re-spaced the lines around the fix: settled without an LLM, the result keeps the
+    branch's spacing there (as maintainers do) and the fix's own change."""
+    spaced = numbered(40).replace("line 9\n", "line 9   \n").replace("line 11\n", "line \t 11\n")
+    base_repo.commit("release/1.0", {"src/a.c": spaced}, "Re-spaced on the release branch")
+    fix = base_repo.commit("main", {"src/a.c": numbered(40).replace("line 10\n", "line ten\n")}, "Fix ten")
+    bot = await make_bot(config_dict(base_repo))
+    key, info = await backport(bot, f"1.0 {fix}")
+    assert info["status"] == "done", bot.thread_of(info)
+    assert "Whitespace-only conflicts settled without an LLM" in bot.thread_of(info)
+    files = base_repo.files(base_repo.tip(f"backport/{fix[:10]}-to-release/1.0"))
+    assert files["src/a.c"] == spaced.replace("line 10\n", "line ten\n")
+
+
 def conflicting(remote) -> str:
     remote.commit("release/1.0", {"src/a.c": numbered(40).replace("line 5\n", "line 5 (release wording)\n")},
                   "Release-only wording")
