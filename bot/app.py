@@ -40,6 +40,27 @@ async def read_body(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+CHANNELS: dict[str, tuple[str, str]] = {}     # config key -> (channel, what the start-up check found)
+
+
+async def check_channels(services: Services, client) -> dict[str, tuple[str, str]]:
+    """At start-up: can the bot post in notify_channel and security_channel? Said in the log and in /healthz."""
+    slack = services.config.slack
+    for name, channel in (("notify_channel", slack.notify_channel), ("security_channel", slack.security_channel)):
+        if not channel:
+            continue
+        try:
+            resp = await client.conversations_info(channel=channel)
+            member = resp.get("channel", {}).get("is_member")
+            state = "ok (the bot is a member)" if member else "the bot is NOT a member: invite it"
+        except Exception as exc:          # SlackApiError: channel_not_found for a private channel it is not in
+            error = getattr(getattr(exc, "response", None), "get", lambda *_: None)("error") or exc.__class__.__name__
+            state = f"cannot be read ({error}): invite the bot, or check the ID"
+        CHANNELS[name] = (channel, state)
+        (log.info if state.startswith("ok") else log.warning)("%s %s: %s", name, channel, state)
+    return CHANNELS
+
+
 def slack_signature_ok(secret: str, headers, body: bytes, now: float | None = None) -> bool:
     """Slack's v0 signature over the raw bytes, checked before anything parses them."""
     ts = headers.get("X-Slack-Request-Timestamp", "")
@@ -97,7 +118,8 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
             await asyncio.wait_for(services.redis.ping(), 2)
         except Exception as exc:
             return web.Response(status=503, text=f"queue store unavailable: {exc.__class__.__name__}")
-        return web.Response(text="ok")
+        lines = ["ok"] + [f"{name} {channel}: {state}" for name, (channel, state) in CHANNELS.items()]
+        return web.Response(text="\n".join(lines))
 
     async def metrics(request: web.Request) -> web.Response:
         gauges = {}
@@ -134,6 +156,7 @@ async def serve(services: Services, client, port: int, socket_mode: bool, ready:
         handler = AsyncSocketModeHandler(bolt, services.config.env.slack_app_token)
         await handler.connect_async()
     log.info("listening on port %s (%s)", port, "socket mode" if socket_mode else "HTTP mode")
+    checking = asyncio.create_task(check_channels(services, client))
     # Everything loaded so far lives as long as the process: keep it out of the collector's full passes, which
     # otherwise walk every module and class now and then in the middle of a request.
     gc.collect()

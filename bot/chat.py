@@ -10,6 +10,14 @@ class ChatError(Exception):
     """The chat service refused or could not be reached after retries."""
 
 
+class CannotPost(ChatError):
+    """The bot may not post in that conversation (a private channel it is not in, a DM between people)."""
+
+
+NOT_POSTABLE = ("channel_not_found", "not_in_channel", "is_archived", "restricted_action", "cannot_dm_bot",
+                "messages_tab_disabled")
+
+
 class Chat(Protocol):
     async def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None) -> str:
         """Post a message (a thread reply when thread_ts is given); returns its ts."""

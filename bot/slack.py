@@ -11,7 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import ChatError
+from bot.chat import NOT_POSTABLE, CannotPost, ChatError
 from bot.config import Env
 
 
@@ -52,7 +52,10 @@ class SlackChat:
         try:
             return await self.client.api_call(method, json=kwargs)
         except SlackApiError as exc:
-            raise ChatError(f"Slack {method}: {_error(exc)}") from exc
+            error = _error(exc)
+            if method == "chat.postMessage" and error in NOT_POSTABLE:
+                raise CannotPost(f"Slack {method}: {error}") from exc
+            raise ChatError(f"Slack {method}: {error}") from exc
         except (SlackClientError, OSError, TimeoutError) as exc:
             raise ChatError(f"Slack {method}: {exc.__class__.__name__}: {exc}") from exc
 
@@ -67,6 +70,18 @@ class SlackChat:
 
     async def update(self, channel, ts, text, blocks=None) -> None:
         await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    async def respond(self, response_url: str, text: str) -> None:
+        """An ephemeral answer through a command's response_url (it works in any conversation, for 30 minutes)."""
+        from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+        try:
+            resp = await AsyncWebhookClient(response_url, timeout=10).send(text=text, response_type="ephemeral",
+                                                                            replace_original=False)
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            raise ChatError(f"Slack response_url: {exc.__class__.__name__}") from exc
+        if resp.status_code >= 300:
+            raise ChatError(f"Slack response_url: HTTP {resp.status_code}")
 
     async def delete(self, channel, ts) -> None:
         await self._call("chat.delete", channel=channel, ts=ts)

@@ -80,8 +80,9 @@ async def dispatch(inv: Invocation) -> Outcome:
         if isinstance(result, Later):
             return Outcome(result.text, later=result.work)
         requests = result if isinstance(result, list) else [result]
-        if not maintainer:
-            for r in requests:      # an outsider's job waits in its own queue: never ahead of a maintainer's
+        for r in requests:
+            r.response_url = inv.response_url
+            if not maintainer:      # an outsider's job waits in its own queue: never ahead of a maintainer's
                 r.priority = "low"
         try:
             async with asyncio.timeout(SUBMIT_TIMEOUT_S):       # all of them, within Slack's 3 s
@@ -185,6 +186,17 @@ def register(app, services) -> None:
     names = "|".join(re.escape(n) for n in ["help", *COMMANDS])
     app.command(re.compile(rf"^/({names})$"))(_listener(services))
     jobctl.register(app, services)
+    # Anything else Slack sends (events we did not subscribe to, others' buttons, shortcuts) is acknowledged
+    # quietly: Bolt would answer 404 with a warning, Slack would retry, and could disable the subscription.
+    anything = re.compile(".*")
+
+    async def quietly(ack, body):
+        log.debug("ignored Slack request of type %s", body.get("type") if isinstance(body, dict) else "?")
+        await ack()
+
+    for register_on in (app.action, app.view, app.shortcut, app.options):
+        register_on(anything)(quietly)
+    app.event(anything)(quietly)
 
 
 def _listener(services):
@@ -193,9 +205,11 @@ def _listener(services):
         if not user or not channel:                     # Slack always sends both; answer plainly if not
             await ack(text="This command arrived without a user or a channel, so nothing was done.")
             return
+        url = command.get("response_url") or ""
         inv = Invocation(command=command["command"][1:], text=command.get("text") or "", user=user,
                          channel=channel, dest="slack", services=services,
-                         nonce=request.headers.get("x-slack-signature", [""])[0])
+                         nonce=request.headers.get("x-slack-signature", [""])[0],
+                         response_url=url if url.startswith(("https://", "http://")) else "")
         outcome = await dispatch(inv)
         await ack(text=outcome.text, response_type="ephemeral")
         if outcome.later is not None:

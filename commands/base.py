@@ -38,6 +38,7 @@ class Invocation:
     dest: str              # "slack" or "console"
     services: object       # bot.services.Services
     nonce: str = ""        # the request's Slack signature: what it queues, it queues once (a replay queues nothing)
+    response_url: str = ""  # Slack's answer-back URL: works in any conversation for 30 minutes
 
     @property
     def config(self) -> Config:

@@ -42,6 +42,7 @@ class JobRequest:
     dest: str = "slack"               # which Chat posts it: "slack" or "console"
     origin: dict = field(default_factory=dict)  # e.g. the GitHub comment that asked
     priority: str = "normal"          # "low": webhook checks and outsiders' commands, served by their own slots
+    response_url: str = ""            # where to answer the requester when the thread can't be posted
 
     def for_worker(self) -> dict:
         """What the job itself carries: what a worker reads. Where its thread is, and the summary, live in the
@@ -273,6 +274,7 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
                   ttl=ttl_days * 86400)
         info = {"kind": req.kind, "summary": req.summary, "requester": req.requester, "channel": req.channel,
                 "dest": req.dest, "params": params, "origin": json.dumps(req.origin), "queue": queue.name,
+                "response_url": req.response_url,
                 "status": "queued", "run": "1", "created": f"{time.time():.3f}"}
         name = info_key(key)
         # A fresh request forgets the checkpoints and posted-once marks of any earlier run with this key.

@@ -71,7 +71,11 @@ class JobThread:
         while True:
             if await self.redis.set(claim, "1", nx=True, ex=120):
                 # Whoever holds the claim is the only one to post; the claim outlives the post.
-                ts = await self.chat.post(info["channel"], self._parent_text(info, info.get("status", "queued")))
+                try:
+                    ts = await self.chat.post(info["channel"], self._parent_text(info, info.get("status", "queued")))
+                except Exception:
+                    await self.redis.delete(claim)       # not posted: the next one to try need not wait
+                    raise
                 await self.redis.hset(info_key(self.key), "thread_ts", ts)
                 info["thread_ts"] = ts
                 return ts

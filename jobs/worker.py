@@ -16,6 +16,7 @@ from saq import Worker
 from bot import config as config_mod
 from bot import render
 from bot.audit import scrub
+from bot.chat import CannotPost
 from bot.quotas import OverBudget, spender
 from bot.chat import Chat
 from bot.services import Services
@@ -54,6 +55,8 @@ async def run_job(ctx: dict, *, request: dict) -> str:
             return "unknown-kind"
         await handler(run)
         return "done"
+    except CannotPost as exc:
+        return await _cannot_post(services, run, exc)
     except NeedsPerson as exc:
         await run.escalate(exc.escalation)
         return "escalated"
@@ -83,6 +86,26 @@ async def run_job(ctx: dict, *, request: dict) -> str:
             with contextlib.suppress(Exception):
                 info = await run.thread.info()
                 await services.quotas.closed(request.get("requester", ""), info.get("channel", ""), job.key)
+
+
+async def _cannot_post(services: Services, run: JobRun, exc: Exception) -> str:
+    """The conversation the command came from is one the bot can't post in: the job can't report, so it ends
+    failed in its record, and the person who asked hears why through the command's response_url."""
+    from jobs.queue import set_info
+
+    reason = ("I can't post in this conversation (a private channel I am not in, or a direct message between "
+              "people), so the job was not run. Invite me here, or run the command in a channel I am in.")
+    await run.audit.write("job", "failed", f"{reason} ({exc})")
+    await set_info(services.redis, run.key, services.config.queue.audit_ttl_days, status="failed",
+                   detail="can't post in the conversation")
+    info = await run.thread.info(refresh=True)
+    chat = services.chats.get(info.get("dest", ""))
+    if info.get("response_url") and hasattr(chat, "respond"):
+        try:
+            await chat.respond(info["response_url"], f":x: Job `{run.key}`: {reason}")
+        except Exception as err:
+            log.warning("could not answer %s through its response_url: %s", run.key, err)
+    return "cannot-post"
 
 
 async def _record_lost(services: Services, key: str, request: dict) -> str:

@@ -178,3 +178,67 @@ async def test_healthz_and_metrics(make_bot, remote):
             text = await r.text()
     assert 'bot_commands_total{command="backport",outcome="usage"} 1' in text
     assert "bot_queue_up 1" in text
+
+
+async def test_a_command_from_a_conversation_the_bot_cannot_post_in_ends_failed_and_says_so(make_bot, remote, slack):
+    """A private channel the bot is not in (Slack answers channel_not_found): the job does not die on every
+    attempt with nobody told; it ends failed in its record and answers through the command's response_url."""
+    from jobs.queue import job_info
+
+    fix = seed(remote)
+    slack.outside.add("CPRIVATE1")
+    bot = await make_bot(config_dict(remote))
+    _, body = await bot.slash("/backport", f"1.0 {fix}", channel="CPRIVATE1")
+    key = body["text"].split("`")[1]
+    for _ in range(400):
+        info = await job_info(bot.services.redis, key)
+        if info.get("status") == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert info["status"] == "failed" and "can't post" in info["detail"]
+    await slack.wait_for(lambda: slack.responses, what="the response_url answer")
+    assert "I can't post in this conversation" in slack.responses[0]["text"] and key in slack.responses[0]["text"]
+    job = await bot.services.queue.job(key)
+    assert job.status.value == "complete" and job.attempts == 1          # not retried into the ground
+
+
+async def test_unknown_events_and_interactions_are_acknowledged_quietly(make_bot, remote):
+    import json
+
+    seed(remote)
+    bot = await make_bot(config_dict(remote), worker=False)
+    bodies = [
+        json.dumps({"type": "event_callback", "team_id": "T0001", "api_app_id": "A0001", "event_id": "Ev1",
+                    "event": {"type": "reaction_added", "user": "U1", "reaction": "eyes"}}),
+        "payload=" + urllib.parse.quote(json.dumps({"type": "block_actions", "team": {"id": "T0001"},
+                                                    "user": {"id": "U1"}, "api_app_id": "A0001",
+                                                    "actions": [{"action_id": "someone_elses", "value": "x"}]})),
+        "payload=" + urllib.parse.quote(json.dumps({"type": "shortcut", "team": {"id": "T0001"},
+                                                    "user": {"id": "U1"}, "callback_id": "nothing"})),
+    ]
+    async with ClientSession() as s:
+        for body in bodies:
+            headers = sign_slack(body)
+            if body.startswith("{"):
+                headers["Content-Type"] = "application/json"
+            async with s.post(f"{bot.url}/slack/events", data=body, headers=headers) as r:
+                assert r.status == 200, (body[:40], r.status, await r.text())
+    assert await bot.queued() == 0
+
+
+async def test_start_up_checks_the_bot_can_post_where_it_must(make_bot, remote, slack):
+    from bot.app import CHANNELS, check_channels
+
+    seed(remote)
+    data = config_dict(remote)
+    data["slack"]["security_channel"] = "GSECRET01"
+    slack.outside.add("GSECRET01")
+    bot = await make_bot(data, worker=False)
+    found = await check_channels(bot.services, bot.client)
+    assert found["notify_channel"][1].startswith("ok")
+    assert "cannot be read (channel_not_found): invite the bot" in found["security_channel"][1]
+    async with ClientSession() as s:
+        async with s.get(f"{bot.url}/healthz") as r:
+            text = await r.text()
+    assert r.status == 200 and "security_channel GSECRET01: cannot be read" in text
+    CHANNELS.clear()

@@ -30,6 +30,8 @@ class FakeSlack(FakeServer):
         self.app.router.add_get("/socket", self.socket)
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict] = []
+        self.outside: set[str] = set()             # conversations the bot is not in: posting there fails
+        self.not_member: set[str] = set()          # public channels it can see but was not invited to
 
     @property
     def api_url(self) -> str:
@@ -93,7 +95,23 @@ class FakeSlack(FakeServer):
         return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "bot", "team_id": "T0001",
                 "user_id": "UBOT", "bot_id": "BBOT"}
 
+    def _too_big(self, args) -> str:
+        """Slack's own limits: 40,000 characters of text, 50 blocks, 3,000 characters a section's text."""
+        if len(args.get("text") or "") > 40_000:
+            return "msg_too_long"
+        blocks = self._blocks(args)
+        if len(blocks) > 50:
+            return "invalid_blocks"
+        for b in blocks:
+            if b.get("type") == "section" and len(b.get("text", {}).get("text", "")) > 3000:
+                return "invalid_blocks"
+        return ""
+
     def m_chat_postMessage(self, args):
+        if args.get("channel") in self.outside:
+            return {"ok": False, "error": "channel_not_found"}
+        if self._too_big(args):
+            return {"ok": False, "error": self._too_big(args)}
         ts = f"{1700000000 + next(self._ts)}.000100"
         msg = {"ts": ts, "channel": args["channel"], "text": args.get("text", ""), "blocks": self._blocks(args),
                "thread_ts": args.get("thread_ts"), "edits": 0}
@@ -104,6 +122,8 @@ class FakeSlack(FakeServer):
         msg = self.messages.get(args["ts"])
         if msg is None:
             return {"ok": False, "error": "message_not_found"}
+        if self._too_big(args):
+            return {"ok": False, "error": self._too_big(args)}
         msg.update(text=args.get("text", ""), blocks=self._blocks(args), edits=msg["edits"] + 1)
         return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
 
@@ -114,6 +134,12 @@ class FakeSlack(FakeServer):
     def m_chat_postEphemeral(self, args):
         self.ephemerals.append(args)
         return {"ok": True, "message_ts": "1.1"}
+
+    def m_conversations_info(self, args):
+        channel = args.get("channel", "")
+        if channel in self.outside:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": {"id": channel, "is_member": channel not in self.not_member}}
 
     def m_chat_getPermalink(self, args):
         return {"ok": True, "permalink": f"https://test.slack.com/archives/{args['channel']}/p{args['message_ts']}"}
