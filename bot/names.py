@@ -42,3 +42,33 @@ def ascii_int(text: object, low: int, high: int) -> int | None:
         return None
     value = int(text)
     return value if low <= value <= high else None
+
+
+SHA_CHARS = frozenset("0123456789abcdefABCDEF")
+
+
+def revision_problem(text: object) -> str:
+    """'' when `text` is a revision in the safe part of git's syntax: a branch, tag or release name, or a 7-40
+    hex SHA, followed by any of `^`, `^N`, `~`, `~N` (e.g. `abc1234^`, `v8.0.1~3`), else why not."""
+    if not isinstance(text, str) or not text:
+        return "is empty"
+    if len(text) > 250:
+        return "is too long"
+    cut = next((i for i, ch in enumerate(text) if ch in "^~"), len(text))
+    name, suffix = text[:cut], text[cut:]
+    if not name:
+        return "has no name before ^ or ~"
+    is_sha = 7 <= len(name) <= 40 and all(ch in SHA_CHARS for ch in name)
+    if not is_sha and branch_problem(name):
+        return branch_problem(name)
+    i = 0
+    while i < len(suffix):
+        if suffix[i] not in "^~":
+            return f"has {suffix[i]!r} after a ^ or ~ (only ^, ^N, ~ and ~N may follow a name)"
+        j = i + 1
+        while j < len(suffix) and suffix[j].isascii() and suffix[j].isdecimal():
+            j += 1
+        if j - i - 1 > 6:
+            return "has a number after ^ or ~ that is too large"
+        i = j
+    return ""

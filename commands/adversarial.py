@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.names import ascii_int
-from commands.base import Command, Invocation, Reply, Usage, parse_pr
+from commands.base import Command, Invocation, PRRef, Reply, Usage, parse_pr
 from jobs.queue import JobRequest
 
 MAX_ATTEMPTS = 100_000
@@ -12,7 +12,7 @@ MAX_ATTEMPTS = 100_000
 async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if not 1 <= len(args) <= 2:
         raise Usage("give a pull request and, optionally, a number of attempts")
-    ref = parse_pr(inv.config, args[0], allow_range=False)
+    ref = parse_pr(inv.config, args[0])
     attempts = ascii_int(args[1], 1, MAX_ATTEMPTS) if len(args) == 2 else None
     if len(args) == 2 and attempts is None:
         raise Usage(f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}")
@@ -23,9 +23,13 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if not inv.config.slack.security_channel:
         return Reply("Adversarial runs need `[slack] security_channel` (findings may be embargoed and go only "
                      "there). Nothing was queued.")
-    return JobRequest(kind="adversarial", params={"repo": ref.repo, "pr": ref.number, "attempts": attempts},
-                      summary=f"adversarial run on #{ref.number} ({ref.repo})", requester=inv.user,
-                      channel=inv.channel, dest=inv.dest)
+    if isinstance(ref, PRRef):
+        params, what = {"repo": ref.repo, "pr": ref.number, "attempts": attempts}, f"#{ref.number}"
+    else:
+        params = {"repo": ref.repo, "base": ref.base, "head": ref.head, "attempts": attempts}
+        what = f"{ref.base}..{ref.head}"
+    return JobRequest(kind="adversarial", params=params, summary=f"adversarial run on {what} ({ref.repo})",
+                      requester=inv.user, channel=inv.channel, dest=inv.dest)
 
 
 COMMAND = Command(

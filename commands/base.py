@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from bot.config import REPO_NAME, Config
-from bot.names import branch_problem, is_branch
+from bot.names import branch_problem, revision_problem
 from jobs.queue import JobRequest
 
 SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -20,7 +20,6 @@ PR_FORMS = [
     re.compile(r"^<?https?://[A-Za-z0-9.:-]+/(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/pulls?/(?P<n>[0-9]{1,7})"
                r"(?:[/?#][^\s>|]*)?(?:\|[^>]*)?>?$"),
 ]
-RANGE = re.compile(r"^(?P<base>[A-Za-z0-9._/-]{1,200})\.\.(?P<head>[A-Za-z0-9._/-]{1,200})$")
 MENTION = re.compile(r"^<@(?P<id>[UW][A-Z0-9]{2,})(?:\|(?P<name>[^>]{0,80}))?>$")
 PLAIN_MENTION = re.compile(r"^@(?P<name>[a-z0-9][a-z0-9._-]{0,79})$", re.I)
 
@@ -111,15 +110,12 @@ def parse_pr(config: Config, text: str, *, allow_range: bool = True) -> PRRef | 
         m = form.match(text)
         if m:
             return PRRef(repo_or_default(config, m.groupdict().get("repo")), int(m["n"]))
-    m = RANGE.match(text)
-    if allow_range and m and _ref_ok(m["base"]) and _ref_ok(m["head"]):
-        return RangeRef(config.default_repo.github, m["base"], m["head"])
+    base, sep, head = text.partition("..")
+    if allow_range and sep and not head.startswith(".") and not revision_problem(base) \
+            and not revision_problem(head):
+        return RangeRef(config.default_repo.github, base, head)
     forms = "PR#1234, #1234, 1234, owner/repo#1234, a PR URL" + (", or base..head" if allow_range else "")
     raise Usage(f"{shown(text)} is not a pull request reference; use {forms}")
-
-
-def _ref_ok(ref: str) -> bool:
-    return is_branch(ref) or bool(SHA.match(ref))
 
 
 def parse_commit_or_pr(config: Config, text: str) -> str | PRRef:

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, Reply, Usage, parse_pr
+from commands.base import Command, Invocation, PRRef, Reply, Usage, parse_pr
 from jobs.queue import JobRequest
 
 
 async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if len(args) != 1:
         raise Usage("give exactly one pull request")
-    ref = parse_pr(inv.config, args[0], allow_range=False)
+    ref = parse_pr(inv.config, args[0])
     if "provenance" not in inv.config.sections:
         return Reply("Provenance checks are not configured: add a [provenance] table to bot.toml "
                      "(upstream, tainted, allowed). Nothing was queued.")
-    return JobRequest(kind="provenance", params={"repo": ref.repo, "pr": ref.number},
-                      summary=f"provenance of #{ref.number} ({ref.repo})", requester=inv.user,
-                      channel=inv.channel, dest=inv.dest)
+    if isinstance(ref, PRRef):
+        params, what = {"repo": ref.repo, "pr": ref.number}, f"#{ref.number}"
+    else:
+        params, what = {"repo": ref.repo, "base": ref.base, "head": ref.head}, f"{ref.base}..{ref.head}"
+    return JobRequest(kind="provenance", params=params, summary=f"provenance of {what} ({ref.repo})",
+                      requester=inv.user, channel=inv.channel, dest=inv.dest)
 
 
 COMMAND = Command(
     name="provenance",
-    usage="/provenance <pr>",
+    usage="/provenance <pr | base..head>",
     summary="check a pull request for code derived from a forbidden upstream",
     maintainers_only=True,
     run=run,

@@ -180,7 +180,7 @@ async def run(job: JobRun) -> None:
         await job.say(":warning: No sandbox on this machine and `[sandbox] allow_unisolated = true`: the PR's "
                       "build and target run WITHOUT isolation.", once="unisolated")
     await job.thread.status("running", "fetching and building")
-    pull = await pull_mod.fetch(job, p["repo"], p["pr"], "an adversarial run")
+    pull = await pull_mod.for_params(job, p, "an adversarial run")
     repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
     patch = repo.diff(repo[repo.merge_base(base.id, head.id)] if base else head.parents[0], head).patch or ""
     work = Path(job.config.env.data_dir) / "work"
@@ -215,7 +215,7 @@ async def run(job: JobRun) -> None:
 async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budget_s: float) -> list[Finding]:
     started = time.monotonic()
     found: dict[tuple, Finding] = {}
-    rng = random.Random(f"{job.key}:{job.params.get('pr')}")
+    rng = random.Random(f"{job.key}:{job.params.get('pr') or job.params.get('head')}")
     from_diff = diff_commands(patch)
     table = await command_table(harness)
     commands = list(dict.fromkeys(from_diff + table)) or ["PING"]
@@ -326,7 +326,9 @@ async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) ->
     if not await job.redis.set(f"bot:job:{job.key}:reported:{mark}", "1", nx=True, ex=30 * 86400):
         return                                  # already reported by an earlier attempt of this job
     chat = job.thread.chat
-    text = (f":rotating_light: *Adversarial finding* in {job.params['repo']}#{job.params['pr']} "
+    where = (f"{job.params['repo']}#{job.params['pr']}" if "pr" in job.params
+             else f"{job.params['repo']} {render.lit(job.params['base'] + '..' + job.params['head'])}")
+    text = (f":rotating_light: *Adversarial finding* in {where} "
             f"(head `{head[:10]}`, job `{job.key}`): *{f.oracle}* — {render.inert(f.message)[:300]}"
             + (f" at {render.lit(f.frame, 100)}" if f.frame else "") +
             f"\nReproducer ({len(f.minimal)} command(s), {'confirmed by replay' if f.confirmed else 'NOT reproduced on replay'}):\n"

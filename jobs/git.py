@@ -102,8 +102,8 @@ class Mirror:
         with locked(self.path):
             repo = self._open()
             try:
-                self._remote(repo).fetch(["+refs/heads/*:refs/heads/*"], callbacks=self._callbacks(),
-                                         prune=pygit2.enums.FetchPrune.PRUNE)
+                self._remote(repo).fetch(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                                         callbacks=self._callbacks(), prune=pygit2.enums.FetchPrune.PRUNE)
             except pygit2.GitError as exc:
                 raise GitError(f"fetching {_public_url(self.clone_url)} failed: {exc}") from exc
             return repo
@@ -180,6 +180,34 @@ def resolve_commit(repo: pygit2.Repository, text: str) -> pygit2.Commit:
         raise GitError(f"commit {text} is not in the repository (or the abbreviation is ambiguous)")
     commit = obj.peel(pygit2.Commit)
     return commit
+
+
+def resolve_revision(repo: pygit2.Repository, text: str, branch_for=lambda name: name) -> pygit2.Commit:
+    """A revision in git's syntax (checked by bot.names.revision_problem: name or SHA, then ^, ^N, ~, ~N) to a
+    commit: the name is a release (mapped by `branch_for`), a branch, a tag, or a SHA. pygit2 resolves it;
+    nothing reaches a shell."""
+    from bot.names import revision_problem
+
+    problem = revision_problem(text)
+    if problem:
+        raise GitError(f"{text[:60]!r} is not a revision: it {problem}")
+    cut = next((i for i, ch in enumerate(text) if ch in "^~"), len(text))
+    name, suffix = text[:cut], text[cut:]
+    candidates = [f"refs/heads/{branch_for(name)}", f"refs/heads/{name}", f"refs/tags/{name}"]
+    start = None
+    for ref in candidates:
+        if ref in repo.references:
+            start = ref
+            break
+    if start is None:
+        try:
+            start = str(resolve_commit(repo, name).id)
+        except GitError:
+            raise GitError(f"{name!r} is neither a branch, a tag, a release nor a commit of the repository")
+    try:
+        return repo.revparse_single(start + suffix).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise GitError(f"{text!r} does not name a commit (is the history that deep?)")
 
 
 def branch_tip(repo: pygit2.Repository, branch: str) -> pygit2.Commit | None:

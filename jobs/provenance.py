@@ -613,19 +613,22 @@ async def run(job) -> None:
         cfg = load_config(job.config)
     except ProvenanceError as exc:
         raise JobFailed(str(exc))
-    if job.services.github is None:
-        raise JobFailed("checking a PR needs GitHub credentials (GITHUB_TOKEN or a GitHub App)")
+    is_pr = "pr" in p
+    label = f"#{p['pr']}" if is_pr else f"{p['base']}..{p['head']}"
+    if job.services.github is None and is_pr:
+        raise JobFailed("checking a PR needs GitHub credentials (GITHUB_TOKEN or a GitHub App); a local range "
+                        "base..head needs none")
     if not quiet:
         await job.thread.status("running", "refreshing the upstream index")
     try:
         stats = await build_index(cfg, job.redis, job.config.env.data_dir, say=lambda m: None)
     except (ProvenanceError, git.GitError) as exc:
         raise JobFailed(f"the upstream index could not be refreshed: {exc}")
-    pull = await pull_mod.fetch(job, p["repo"], p["pr"], "checking a PR")
+    pull = await pull_mod.for_params(job, p, "checking a PR")
     repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
     created = _epoch(pr.get("created_at"))
     if base is None:
-        raise JobFailed(f"cannot find the base {render.lit(pull.base_ref)} of #{p['pr']}")
+        raise JobFailed(f"cannot find the base {render.lit(pull.base_ref)} of {label}")
     gh = job.services.github
     await job.audit.write("provenance", "index", json.dumps(stats))
     if not quiet:
@@ -642,8 +645,9 @@ async def run(job) -> None:
                "forbidden history. A maintainer decides." if findings else
                f"No signal of code from the forbidden upstream history ({stats['total']} upstream commits indexed).")
     try:
-        await gh.check_run(p["repo"], head_sha, "neutral" if findings else "success",
-                           f"provenance: {verdict}", summary, "\n\n".join(lines))
+        if is_pr:              # a local range has no PR to put a check on
+            await gh.check_run(p["repo"], head_sha, "neutral" if findings else "success",
+                               f"provenance: {verdict}", summary, "\n\n".join(lines))
     except Exception as exc:   # e.g. a plain token cannot create check runs; say so, keep the verdict
         await job.audit.write("provenance", "check-run-failed", str(exc))
         if not quiet or findings:
@@ -652,7 +656,7 @@ async def run(job) -> None:
         await set_info(job.redis, job.key, status="done", detail="clean")
         return
     if findings:
-        await job.say(f":warning: *Provenance: suspect* — #{p['pr']} ({render.inert(pr.get('title', ''))}). "
+        await job.say(f":warning: *Provenance: suspect* — {render.inert(label)} ({render.inert(pr.get('title', ''))}). "
                       f"{summary}", once="verdict")
         for i, text in enumerate(lines[:20]):
             await job.say(text, once=f"finding:{i}")

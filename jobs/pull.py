@@ -23,6 +23,28 @@ class Pull:
     base_ref: str
 
 
+async def fetch_range(job, repo_name: str, base: str, head: str) -> Pull:
+    """A local range `base..head` in git's revision syntax, resolved in the freshly synced mirror: what a PR
+    would be, without GitHub."""
+    repo_cfg = job.config.repo(repo_name)
+    mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
+    try:
+        repo = await asyncio.to_thread(mirror.sync)
+        head_c = git.resolve_revision(repo, head, repo_cfg.branch_for)
+        base_c = git.resolve_revision(repo, base, repo_cfg.branch_for)
+    except git.GitError as exc:
+        raise JobFailed(str(exc))
+    pr = {"title": f"{base}..{head}", "head": {"sha": str(head_c.id)}, "base": {"ref": base}}
+    return Pull(pr, repo, head_c, base_c, str(head_c.id), base)
+
+
+async def for_params(job, p: dict, purpose: str) -> Pull:
+    """The PR (`pr`) or the local range (`base`, `head`) a job's parameters name."""
+    if "pr" in p:
+        return await fetch(job, p["repo"], p["pr"], purpose)
+    return await fetch_range(job, p["repo"], p["base"], p["head"])
+
+
 async def fetch(job, repo_name: str, number: int, purpose: str) -> Pull:
     """GitHub metadata, then the PR's head fetched into the mirror (refs/pull/N/head)."""
     gh = job.services.github

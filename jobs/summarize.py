@@ -145,7 +145,8 @@ async def _load(job: JobRun) -> Source:
     mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
     try:
         repo = await asyncio.to_thread(mirror.sync)
-        base, head = _rev(repo, repo_cfg.branch_for(p["base"])), _rev(repo, repo_cfg.branch_for(p["head"]))
+        base = git.resolve_revision(repo, p["base"], repo_cfg.branch_for)
+        head = git.resolve_revision(repo, p["head"], repo_cfg.branch_for)
     except git.GitError as exc:
         raise JobFailed(str(exc))
     changes = await asyncio.to_thread(digest_mod.from_range, repo, base, head)
@@ -154,17 +155,6 @@ async def _load(job: JobRun) -> Source:
     commits = [c.message for _, c in zip(range(50), walker)]
     return Source(ident=f"range:{p['base']}..{p['head']}", label=f"{p['base']}..{p['head']}", head=str(head.id),
                   title=f"{p['base']}..{p['head']}", body="", commits=commits, changes=changes)
-
-
-def _rev(repo: pygit2.Repository, name: str) -> pygit2.Commit:
-    """A branch (release names already mapped to theirs) or a commit SHA."""
-    tip = git.branch_tip(repo, name)
-    if tip is not None:
-        return tip
-    try:
-        return git.resolve_commit(repo, name)
-    except git.GitError:
-        raise git.GitError(f"{render.lit(name)} is neither a branch nor a commit of the repository")
 
 
 def _since(previous: dict, src: Source) -> str:

@@ -22,13 +22,17 @@ CFG = config_mod.parse({"repos": [{"github": "valkey-io/valkey"}, {"github": "va
     ("https://github.com/valkey-io/valkey/pull/1234", PRRef("valkey-io/valkey", 1234)),
     ("<https://github.com/valkey-io/valkey/pull/1234/files>", PRRef("valkey-io/valkey", 1234)),
     ("9.0..unstable", RangeRef("valkey-io/valkey", "9.0", "unstable")),
+    ("abc123f^..abc123f", RangeRef("valkey-io/valkey", "abc123f^", "abc123f")),
+    ("v8.0.1~3..v8.0.1", RangeRef("valkey-io/valkey", "v8.0.1~3", "v8.0.1")),
+    ("unstable~2^2..unstable^", RangeRef("valkey-io/valkey", "unstable~2^2", "unstable^")),
 ])
 def test_pr_forms(text, expected):
     assert parse_pr(CFG, text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "PR#", "other/repo#1", "../..", "a..", "--upload-pack=x..y", "#12a",
-                                  "https://evil.example/x", "1.0..$(id)"])
+                                  "https://evil.example/x", "1.0..$(id)", "a...b", "a@{1}..b", "a^{tree}..b",
+                                  "a:README..b", "^a..b", "a~x..b", "a~9999999..b", "v1.lock..b"])
 def test_bad_pr_forms(text):
     with pytest.raises(Usage):
         parse_pr(CFG, text)
