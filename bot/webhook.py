@@ -176,10 +176,51 @@ async def route(services, event: str, payload: dict) -> list[JobRequest]:
                        "user": {"login": text(obj(pr.get("user")).get("login"))[:39]}}},
                 summary=f"PR #{pr['number']} opened ({repo.github})", dest="slack",
                 channel=services.config.slack.notify_channel))
+        if payload.get("action") == "closed" and pr.get("merged") is True:
+            out += await _pending(services, repo, int(pr["number"]))
         return out + await _from_label(services, repo.github, payload)
     if event == "issue_comment" and payload.get("action") == "created":
         return await _from_comment(services, repo.github, payload)
     return []
+
+
+def _reply(repo: str, number: int, body: str, mark: str) -> JobRequest:
+    """A comment on the PR, made by a (quiet) job after the webhook has answered, once per `mark`."""
+    return JobRequest(kind="gh-reply", priority="low", summary=f"reply on #{number} ({repo})", dest="slack",
+                      params={"repo": repo, "pr": number, "body": body, "mark": mark, "quiet": True})
+
+
+def pending_key(repo: str, number: int) -> str:
+    """Releases asked for by `/backport` comments on a PR that was not merged yet (release -> who asked)."""
+    return f"bot:backport:pending:{repo}#{int(number)}"
+
+
+async def _pending(services, repo, number: int) -> list[JobRequest]:
+    """The PR merged: run the backports asked for before it did."""
+    asked = await services.redis.hgetall(pending_key(repo.github, number))
+    out = []
+    for release, who in sorted(asked.items()):
+        release, who = release.decode(), who.decode()
+        out += await _backport_unless_done(services, repo, number, release, who)
+    return out
+
+
+async def _backport_unless_done(services, repo, number: int, release: str, who: str) -> list[JobRequest]:
+    """A backport job, or, when its PR already exists, one reply on the source PR pointing at it (no job, no
+    new Slack thread)."""
+    from jobs.backport import branch_name
+
+    try:
+        name = branch_name(f"pr{number}", repo.branch_for(release))
+    except Exception:        # a release whose branch name git refuses
+        return []
+    existing = await services.github.open_pulls(repo.github, name, repo.branch_for(release)) \
+        if services.github is not None else []
+    if existing:
+        url = str(existing[0].get("html_url", ""))
+        return [_reply(repo.github, number, f"The backport of #{number} to `{release}` exists already: {url}",
+                       f"exists:{release}:{existing[0].get('number')}")]
+    return [_backport(services, repo.github, number, release, who)]
 
 
 def _backport(services, repo: str, number: int, release: str, who: str) -> JobRequest:
@@ -216,11 +257,13 @@ async def _from_label(services, repo: str, payload: dict) -> list[JobRequest]:
                 log.info("ignoring label %r on #%s: the release %s", name, pr.get("number"),
                          branch_problem(m["release"]))
                 continue
-            out.append(_backport(services, repo, int(pr["number"]), m["release"], who))
+            out += await _backport_unless_done(services, services.config.repo(repo), int(pr["number"]),
+                                               m["release"], who)
     return out
 
 
-async def _from_comment(services, repo: str, payload: dict) -> list[JobRequest]:
+async def _from_comment(services, repo_name: str, payload: dict) -> list[JobRequest]:
+    repo = services.config.repo(repo_name)
     issue = obj(payload.get("issue"))
     comment = obj(payload.get("comment"))
     if "pull_request" not in issue or number(issue.get("number")) is None or not services.config.slack.notify_channel:
@@ -233,11 +276,26 @@ async def _from_comment(services, repo: str, payload: dict) -> list[JobRequest]:
         return []
     if services.github is None or not login:
         return []
-    if not await _can_write(services, repo, login):
+    if not await _can_write(services, repo.github, login):
         log.info("ignoring /backport from %s: no write access", login)
         return []
-    releases = [r for r in m["releases"].split(",") if r and not branch_problem(r)]
-    return [_backport(services, repo, int(issue["number"]), r, login) for r in releases[:5]]
+    releases = [r for r in m["releases"].split(",") if r and not branch_problem(r)][:5]
+    pr_number = int(issue["number"])
+    merged = bool(obj(issue.get("pull_request")).get("merged_at"))
+    if not merged:
+        if obj(issue.get("pull_request")) and text(issue.get("state")) == "closed":
+            return []                           # closed without merging: nothing will ever be backported
+        # Remembered, and run when the PR merges (as label-based backport tools do); said on the PR.
+        if releases:
+            await services.redis.hset(pending_key(repo.github, pr_number), mapping={r: login for r in releases})
+            await services.redis.expire(pending_key(repo.github, pr_number), 180 * 86400)
+        shown = ", ".join(f"`{r}`" for r in releases)
+        return [_reply(repo.github, pr_number, f"Noted: I will backport #{pr_number} to {shown} when it merges.",
+                       f"pending:{','.join(releases)}")] if releases else []
+    out = []
+    for r in releases:
+        out += await _backport_unless_done(services, repo, pr_number, r, login)
+    return out
 
 
 async def _can_write(services, repo: str, login: str) -> bool:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 ALIVE = {Status.NEW, Status.QUEUED, Status.ACTIVE}
 PREFIXES = {"backport": "bp", "summarize": "sum", "firstissue": "fi", "provenance": "prov",
-            "adversarial": "adv", "pr-opened": "pro"}
+            "adversarial": "adv", "pr-opened": "pro", "gh-reply": "ghr"}
 
 
 class QueueUnavailable(Exception):

@@ -172,8 +172,23 @@ def kinds() -> dict:
 
         _KINDS.update({"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
                        "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop,
-                       "pr-opened": firstissue.pr_opened_job})
+                       "pr-opened": firstissue.pr_opened_job, "gh-reply": gh_reply})
     return _KINDS
+
+
+async def gh_reply(job) -> None:
+    """A comment on a GitHub PR that the webhook decided on (quiet: no Slack thread), made once per mark."""
+    from jobs.queue import set_info
+
+    p = job.params
+    once = f"bot:gh-reply:{p['repo']}#{p['pr']}:{p['mark']}"         # once ever, not once per run
+    if job.services.github is not None and await job.redis.set(once, job.key, nx=True, ex=180 * 86400):
+        try:
+            await job.services.github.comment(p["repo"], int(p["pr"]), p["body"])
+        except Exception:
+            await job.redis.delete(once)
+            raise
+    await set_info(job.redis, job.key, status="done", detail="replied on GitHub")
 
 
 async def noop(job) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.bot.test_app import seed
 from tests.conftest import NOTIFY, config_dict
 
@@ -53,7 +55,8 @@ async def test_backport_comment_needs_write_access(make_bot, remote, github):
 
     def comment(login, text):
         return {"action": "created", "repository": {"full_name": "acme/widget"},
-                "issue": {"number": 8, "pull_request": {"url": "x"}},
+                "issue": {"number": 8, "state": "closed",
+                          "pull_request": {"url": "x", "merged_at": "2026-11-30T00:00:00Z"}},
                 "comment": {"body": text, "user": {"login": login}}}
 
     status, body = await bot.webhook("issue_comment", comment("reader", "/backport 1.0"), "c-1")
@@ -154,3 +157,52 @@ async def test_a_slack_outage_during_a_pr_notice_loses_no_provenance_check(make_
                                 "head": {"sha": "a" * 40}}}
     status, body = await bot.webhook("pull_request", payload, "o-1")
     assert status == 200 and "prov-" in body and "pro-" in body
+
+
+
+async def test_a_comment_before_merge_is_remembered_and_runs_when_the_pr_merges(make_bot, remote, github, slack):
+    fix = seed(remote)
+    github.add_pull("acme/widget", 9, title="Fix five", merge_commit_sha=fix,
+                    commits=[{"sha": fix, "commit": {"message": "Fix line five"}}])
+    github.permissions["acme/widget"] = {"writer": "write"}
+    bot = await make_bot(config_dict(remote))
+    early = {"action": "created", "repository": {"full_name": "acme/widget"},
+             "issue": {"number": 9, "state": "open", "pull_request": {"url": "x", "merged_at": None}},
+             "comment": {"body": "/backport 1.0", "user": {"login": "writer"}}}
+    status, body = await bot.webhook("issue_comment", early, "e-1")
+    assert status == 200 and "bp-" not in body and "ghr-" in body
+    await github.wait_for(lambda: github.comments.get("acme/widget", {}).get(9), what="the reply on the PR")
+    assert "I will backport #9 to `1.0` when it merges" in github.comments["acme/widget"][9][0]["body"]
+    assert slack.parents() == []                                 # nothing in Slack yet
+    merged = {"action": "closed", "repository": {"full_name": "acme/widget"}, "sender": {"login": "writer"},
+              "pull_request": {"number": 9, "merged": True, "labels": [], "merge_commit_sha": fix}}
+    status, body = await bot.webhook("pull_request", merged, "e-2")
+    assert status == 200 and "bp-" in body
+    info = await bot.final(body.split('"')[3])
+    assert info["status"] == "done"
+
+
+async def test_asking_again_after_the_backport_exists_answers_once_without_a_thread(make_bot, remote, github,
+                                                                                   slack):
+    fix = seed(remote)
+    github.add_pull("acme/widget", 7, title="Fix line five", merge_commit_sha=fix,
+                    commits=[{"sha": fix, "commit": {"message": "Fix line five"}}])
+    github.permissions["acme/widget"] = {"maint": "write"}
+    bot = await make_bot(config_dict(remote))
+    status, body = await bot.webhook("pull_request", merged_pr_payload(7, fix), "x-1")
+    info = await bot.final(body.split('"')[3])
+    assert info["status"] == "done"
+    threads = len(slack.parents())
+    again = {"action": "created", "repository": {"full_name": "acme/widget"},
+             "issue": {"number": 7, "state": "closed", "pull_request": {"url": "x", "merged_at": "2026-11-30T00:00:00Z"}},
+             "comment": {"body": "/backport 1.0", "user": {"login": "maint"}}}
+    for delivery in ("x-2", "x-3"):
+        again["comment"]["body"] += " "                          # a new comment each time (a new body)
+        status, body = await bot.webhook("issue_comment", again, delivery)
+        assert status == 200 and "bp-" not in body
+    await github.wait_for(lambda: any("exists already" in c["body"] for c in github.comments["acme/widget"][7]),
+                          what="the answer with the existing PR")
+    await asyncio.sleep(0.5)
+    answers = [c for c in github.comments["acme/widget"][7] if "exists already" in c["body"]]
+    assert len(answers) == 1 and "/pull/" in answers[0]["body"]
+    assert len(slack.parents()) == threads                       # no second thread
