@@ -89,12 +89,25 @@ def from_range(repo: pygit2.Repository, base: pygit2.Commit, head: pygit2.Commit
     return out
 
 
-def area_of(path: str) -> str:
+FLAT_DIRS = ("src", "lib", "pkg", "internal", "tests", "test")
+
+
+def area_of(path: str, areas: dict[str, str] | None = None) -> str:
+    """The area a file belongs to: the longest matching prefix of `[summarize] areas` when configured; else
+    the directory, with a flat source directory (Valkey's src/) split by file stem: src/cluster.c,
+    src/cluster_legacy.c and src/cluster.h are `src/cluster*`."""
+    if areas:
+        best = max((p for p in areas if path.startswith(p)), key=len, default=None)
+        if best is not None:
+            return areas[best]
     parts = path.split("/")
     if len(parts) == 1:
         return "(root)"
-    if parts[0] in ("src", "lib", "pkg", "internal", "tests", "test") and len(parts) > 2:
+    if parts[0] in FLAT_DIRS and len(parts) > 2:
         return "/".join(parts[:2]) + "/"
+    if parts[0] in FLAT_DIRS and len(parts) == 2:
+        stem = re.split(r"[_.-]", parts[1], maxsplit=1)[0] or parts[1]
+        return f"{parts[0]}/{stem}*"
     return parts[0] + "/"
 
 
@@ -184,8 +197,8 @@ class Digest:
         return {"files": [asdict(f) for f in self.files], "additions": self.additions, "deletions": self.deletions}
 
 
-def digest(changes: list[FileChange]) -> Digest:
-    files = [FileDigest(path=f.path, area=area_of(f.path), kind=kind_of(f), status=f.status, additions=f.additions,
+def digest(changes: list[FileChange], areas: dict[str, str] | None = None) -> Digest:
+    files = [FileDigest(path=f.path, area=area_of(f.path, areas), kind=kind_of(f), status=f.status, additions=f.additions,
                         deletions=f.deletions, symbols=symbols_of(f), has_patch=f.patch is not None)
              for f in changes]
     return Digest(files, sum(f.additions for f in changes), sum(f.deletions for f in changes))

@@ -67,6 +67,43 @@ class ModelResult:
     error: str = ""
 
 
+def areas_of(config) -> dict[str, str]:
+    """`[summarize] areas`: path prefix → area name, for repos whose layout says little."""
+    raw = (config.sections.get("summarize") or {}).get("areas", {})
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise JobFailed("[summarize] areas must map path prefixes to area names")
+    return raw
+
+
+def coverage_list(d, result: ModelResult, had_model: bool, limit: int = 2800) -> list[str]:
+    """Every changed file, named, with what happened to it: read by the model, digest only, or set apart,
+    split over as many replies as Slack's limits need (the promise: nothing changed goes unmentioned)."""
+    read = set(result.read)
+    lines = []
+    for f in d.files:
+        if f.kind in ("generated", "vendored", "binary"):
+            state = f"set apart ({f.kind}), not read"
+        elif f.path in read:
+            state = "read by the model"
+        elif not had_model:
+            state = "digest only (no model)"
+        elif result.error and not result.read:
+            state = "digest only (the model step failed)"
+        elif not f.has_patch:
+            state = "not read: GitHub gave no diff for it (too large or binary)"
+        else:
+            state = "not read by the model: outside its token budget"
+        lines.append(f"• {render.lit(f.path, 200)} — {state}")
+    out, chunk = [], [f"*Every changed file* ({len(d.files)}):"]
+    for line in lines:
+        if sum(len(x) + 1 for x in chunk) + len(line) > limit:
+            out.append("\n".join(chunk))
+            chunk = [f"*Every changed file* (continued):"]
+        chunk.append(line)
+    out.append("\n".join(chunk))
+    return out
+
+
 def budget(config) -> int:
     raw = (config.sections.get("summarize") or {}).get("input_tokens", DEFAULT_BUDGET)
     if not isinstance(raw, int) or isinstance(raw, bool) or raw < 2000:
@@ -91,7 +128,7 @@ async def run(job: JobRun) -> None:
         return
 
     messages: list[str] = []
-    d = digest_mod.digest(src.changes)
+    d = digest_mod.digest(src.changes, areas_of(job.config))
     messages.extend(digest_mod.render(d))
     previous = await job.redis.get(last_key)
     if previous:
@@ -112,6 +149,7 @@ async def run(job: JobRun) -> None:
         messages.extend(_render_result(result))
         headline = _headline(result, d)
     messages.append(_coverage(src, d, result, job.services.llm is not None))
+    messages.extend(coverage_list(d, result, job.services.llm is not None))
     for i, text in enumerate(messages):
         await job.say(text, once=f"sum:{i}")
     entry = {"messages": messages, "headline": headline}

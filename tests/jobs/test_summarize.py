@@ -191,3 +191,27 @@ async def test_a_local_range_needs_no_github(make_bot, remote, github):
     thread = bot.thread_of(info)
     assert info["status"] == "done" and "*Digest* — 2 file(s), +2/−1 · tests changed: 1" in thread
     assert "`src/a.c` modified +1/−1; `a`" in thread
+
+
+async def test_every_file_of_a_135_file_pr_is_named_and_src_is_split_into_areas(make_bot, remote, github, slack):
+    """Valkey keeps every file under src/: the digest groups them by stem, and without a model every one of the
+    135 files is still named (digest only), over as many replies as Slack's limits need."""
+    stems = ["cluster", "cluster_legacy", "module", "server", "t_string", "t_list", "networking", "replication",
+             "rdb", "aof", "db", "expire", "object"]
+    files = []
+    for i in range(135):
+        path = f"src/{stems[i % len(stems)]}_{i:03d}_{'x' * 40}.c"
+        files.append({"filename": path, "status": "modified", "additions": 2, "deletions": 1, "changes": 3,
+                      "patch": "@@ -1 +1,2 @@ int f(void)\n-a\n+b\n+c\n"})
+    github.add_pull("acme/widget", 77, title="Big refactor", merge_commit_sha=None, merged=False, head_sha="b" * 40,
+                    files=files, commits=[{"sha": "b" * 40, "commit": {"message": "refactor"}}])
+    bot = await make_bot(config_dict(remote))
+    key, info = await summarize(bot, "PR#77")
+    assert info["status"] == "done"
+    thread = bot.thread_of(info)
+    for f in files:
+        assert f"`{f['filename']}` — digest only (no model)" in thread, f["filename"]
+    assert "*src/cluster*" in thread and "*src/module*" in thread          # areas, not one `src/` for all
+    lists = [m for m in slack.thread(info["thread_ts"]) if "Every changed file" in m["text"]]
+    assert len(lists) >= 3 and all(len(m["text"]) <= 3000 for m in lists)
+    assert "135 file(s)" in slack.messages[info["thread_ts"]]["text"]      # the parent says how many
