@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from typing import Any
 
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import GitHubException, RequestFailed
+
+from bot.audit import scrub
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class GitHubClient:
         self.private_key = private_key
         self._installations: dict[str, GitHub] = {}
         self.meter = None      # an async callable run before each call (bot.quotas counts it; may refuse)
+        self.secrets: list[str] = []     # scrubbed from everything we write to GitHub (bodies, titles)
         kwargs = dict(base_url=self.base_url, timeout=timeout, auto_retry=True, http_cache=False)
         if token:
             self._default = GitHub(TokenAuthStrategy(token), **kwargs)
@@ -65,6 +69,8 @@ class GitHubClient:
     async def _raw(self, gh: GitHub, method: str, path: str, **kwargs) -> Any:
         if self.meter is not None:
             await self.meter()
+        if self.secrets and "json" in kwargs:
+            kwargs["json"] = json.loads(scrub(json.dumps(kwargs["json"]), [json.dumps(s)[1:-1] for s in self.secrets]))
         try:
             resp = await gh.arequest(method, path, **kwargs)
         except RequestFailed as exc:

@@ -42,6 +42,7 @@ class Services:
         github = GitHubClient.from_env(config.env)
         if github is not None:
             github.meter = lambda: quotas.spend("github", 1)      # every call counts for whoever asked
+            github.secrets = config.env.secrets()
         client = llm.make_client(config.env)
         return cls(
             config=config,

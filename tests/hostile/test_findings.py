@@ -155,3 +155,22 @@ async def test_the_console_user_is_a_maintainer_only_in_the_console(make_bot, re
     status, body = await bot.slash("/backport", f"1.0 {fix}", user=CONSOLE_USER)
     assert "for maintainers only" in body["text"] and await bot.queued() == 0
     assert await bot.services.auth.is_maintainer(MAINTAINER)
+
+
+async def test_an_api_error_text_reaches_slack_neutralised_and_scrubbed(make_bot, remote, github, slack):
+    """GitHub's error body is someone else's text: a mention in it stays text, and a secret of ours in it (or
+    in anything we write to GitHub) is replaced."""
+    from tests.fakes.github import TOKEN
+
+    fix = seed(remote)
+    github.fail("create_pull", status=422, times=10,
+                body='{"message": "Validation failed <!channel> <@U0HOSTILE> token ' + TOKEN + '"}')
+    data = config_dict(remote)
+    data["queue"]["retries"] = 1
+    bot = await make_bot(data)
+    _, body = await bot.slash("/backport", f"1.0 {fix}")
+    info = await bot.final(body["text"].split("`")[1], timeout=60)
+    assert info["status"] in ("failed", "needs a maintainer")
+    everything = " ".join(m["text"] + str(m["blocks"]) for m in slack.messages.values())
+    assert "Validation failed" in everything
+    assert "<!channel>" not in everything and "<@U0HOSTILE>" not in everything and TOKEN not in everything

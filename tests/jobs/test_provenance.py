@@ -363,3 +363,22 @@ async def test_our_own_history_is_walked_once_then_incrementally(world):
     assert await history.refresh(world.down.repo, set(), world.cfg) == 0      # nothing new since the check
     world.down.commit("unstable", {"src/more.c": own_style("moreOwn", 20)}, "More of our own work")
     assert await history.refresh(world.down.repo, set(), world.cfg) == 1      # only the new commit is read
+
+
+async def test_a_synchronize_with_the_same_head_is_not_checked_again(tmp_path, make_bot, github, slack):
+    w = World(tmp_path / "w")
+    _, head = w.pr("clean", {"src/fresh.c": own_style("freshAgain", 30)})
+    open_pr(w, github, 12, head, "Fresh")
+    bot = await make_bot(bot_config(w))
+
+    def payload(action, sha):
+        return {"action": action, "repository": {"full_name": "acme/widget"},
+                "pull_request": {"number": 12, "head": {"sha": sha}, "user": {"login": "someone"}, "title": "x"}}
+
+    status, body = await bot.webhook("pull_request", payload("opened", head), "s-1")
+    assert status == 200 and "prov-" in body
+    await bot.final(json.loads(body)["queued"][0], timeout=60)
+    status, body = await bot.webhook("pull_request", payload("synchronize", head), "s-2")
+    assert status == 200 and "prov-" not in body                     # same head: nothing to check again
+    status, body = await bot.webhook("pull_request", payload("synchronize", "c" * 40), "s-3")
+    assert "prov-" in body                                             # a new head is checked
