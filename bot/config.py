@@ -49,6 +49,7 @@ class SandboxConfig:
     nofile: int = 4096
     file_mb: int = 2048
     tmp_mb: int = 1024
+    cpus: int = 0             # CPU bandwidth cap in cores (cgroup cpu.max); 0: none
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ def _sandbox(raw: Any, key: str, fail) -> SandboxConfig:
     values: dict[str, Any] = {"allow_unisolated": _get(raw, "allow_unisolated", bool, False, key, fail)}
     for name in SandboxConfig.__dataclass_fields__:
         if name != "allow_unisolated":
-            values[name] = _get(raw, name, int, getattr(d, name), key, fail, minimum=1)
+            values[name] = _get(raw, name, int, getattr(d, name), key, fail, minimum=0 if name == "cpus" else 1)
     return SandboxConfig(**values)
 
 

@@ -73,6 +73,7 @@ class Limits:
     file_mb: int = 2048        # the largest file it may write
     disk_mb: int = 8192        # the checkout's total size
     tmp_mb: int = 1024         # /tmp and HOME, each
+    cpus: int = 0              # CPU bandwidth of the whole sandbox in cores (cgroup cpu.max); 0: no cap
     allow_unisolated: bool = False
 
     def with_timeout(self, timeout_s: float) -> "Limits":
@@ -113,7 +114,8 @@ def limits_for(config: Any, repo_cfg: Any, timeout_s: float) -> Limits:
     """The limits `[repos.sandbox]` or `[sandbox]` set for this repo, with a wall clock."""
     sb = config.sandbox_for(repo_cfg)
     return Limits(timeout_s=timeout_s, cpu_s=sb.cpu_s, memory_mb=sb.memory_mb, pids=sb.pids, nofile=sb.nofile,
-                  file_mb=sb.file_mb, disk_mb=sb.disk_mb, tmp_mb=sb.tmp_mb, allow_unisolated=sb.allow_unisolated)
+                  file_mb=sb.file_mb, disk_mb=sb.disk_mb, tmp_mb=sb.tmp_mb, cpus=sb.cpus,
+                  allow_unisolated=sb.allow_unisolated)
 
 
 # ---------------------------------------------------------------------------------------------- the host
@@ -197,6 +199,9 @@ class Cgroup:
                 (d / "memory.max").write_text(str(limits.memory_mb << 20))
                 with contextlib.suppress(OSError):
                     (d / "memory.swap.max").write_text("0")
+                if limits.cpus:
+                    with contextlib.suppress(OSError):       # only where the cpu controller is delegated
+                        (d / "cpu.max").write_text(f"{limits.cpus * 100000} 100000")
                 return Cgroup("v2", made)
             if mode == "v1":
                 for controller in ("pids", "memory"):
@@ -207,6 +212,12 @@ class Cgroup:
                 (made[1] / "memory.limit_in_bytes").write_text(str(limits.memory_mb << 20))
                 with contextlib.suppress(OSError):
                     (made[1] / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_mb << 20))
+                if limits.cpus:
+                    with contextlib.suppress(OSError):
+                        d = _v1_base("cpu") / name
+                        d.mkdir()
+                        made.append(d)
+                        (d / "cpu.cfs_quota_us").write_text(str(limits.cpus * 100000))
                 return Cgroup("v1", made)
         except OSError:
             for d in made:
@@ -344,7 +355,8 @@ def describe(limits: Limits, isolated: bool = True) -> str:
     parts = ["namespaces: user, pid, mount, ipc, uts, cgroup, network (loopback only)" if isolated
              else "NO namespaces (allow_unisolated = true): the code sees this machine's network and files"]
     if mode:
-        parts.append(f"cgroup {mode}: {limits.pids} processes, {limits.memory_mb} MB memory")
+        cpu = f", {limits.cpus} CPU(s)" if limits.cpus else ""
+        parts.append(f"cgroup {mode}: {limits.pids} processes, {limits.memory_mb} MB memory{cpu}")
     else:
         parts.append(f"no writable cgroup: RLIMIT_AS {limits.memory_mb} MB per process and RLIMIT_NPROC")
     parts.append(f"rlimits: {limits.cpu_s} CPU s, {limits.nofile} open files, {limits.file_mb} MB per file")

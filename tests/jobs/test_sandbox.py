@@ -155,3 +155,18 @@ async def test_an_overlay_box_leaves_the_checkout_untouched(tmp_path):
         finally:
             box.close()
     assert not (work / "dump.rdb").exists()
+
+
+async def test_a_cpu_cap_is_the_sandbox_cgroups(tmp_path):
+    if not sandbox.cgroup_mode():
+        pytest.skip("no writable cgroup on this machine: CPU seconds are capped by RLIMIT_CPU only")
+    box = sandbox.Box(checkout(tmp_path), Limits(timeout_s=30, cpus=1), mode="bind")
+    try:
+        box.spawn(["/bin/sh", "-c", "sleep 5"], None)
+        quotas = [(d / name).read_text().split()[0] for d in box.cgroup.dirs
+                  for name in ("cpu.max", "cpu.cfs_quota_us") if (d / name).exists()]
+        assert quotas == ["100000"]
+        assert "1 CPU(s)" in sandbox.describe(Limits(cpus=1))
+    finally:
+        box.close()
+    assert all(not d.exists() for d in box.cgroup.dirs)        # removed with the sandbox
