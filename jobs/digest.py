@@ -6,6 +6,7 @@ added/removed lines, generated, vendored and binary files set apart, config/buil
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from collections import OrderedDict
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import pygit2
 
-from bot.render import inert, lit, lits
+from bot.render import lit, lits
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@ ?(?P<context>.*)$")
 DEFINITION = re.compile(
@@ -90,16 +91,44 @@ def from_range(repo: pygit2.Repository, base: pygit2.Commit, head: pygit2.Commit
 
 
 FLAT_DIRS = ("src", "lib", "pkg", "internal", "tests", "test")
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 
 
-def area_of(path: str, areas: dict[str, str] | None = None) -> str:
-    """The area a file belongs to: the longest matching prefix of `[summarize] areas` when configured; else
-    the directory, with a flat source directory (Valkey's src/) split by file stem: src/cluster.c,
-    src/cluster_legacy.c and src/cluster.h are `src/cluster*`."""
+def parse_codeowners(text: str, limit: int = 2000) -> list[tuple[str, str]]:
+    """(pattern, owners) of a CODEOWNERS file, in file order (the last match wins, as on GitHub)."""
+    out = []
+    for line in text.splitlines()[:limit]:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        out.append((parts[0][:200], " ".join(parts[1:4])))
+    return out
+
+
+def _owners_match(pattern: str, path: str) -> bool:
+    """gitignore-style matching as CODEOWNERS uses it: `/dir/` and `dir/` prefixes, `*.ext` anywhere, globs."""
+    anchored = pattern.startswith("/")
+    pat = pattern.lstrip("/").replace("**/", "*").replace("/**", "/*")
+    if pat.endswith("/"):
+        return path.startswith(pat) if anchored or "/" in pat[:-1] else f"/{pat}" in f"/{path}"
+    if "/" not in pat and not anchored:
+        return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pat) or fnmatch.fnmatchcase(path, pat + "/*")
+    return fnmatch.fnmatchcase(path, pat) or fnmatch.fnmatchcase(path, pat.rstrip("/") + "/*")
+
+
+def area_of(path: str, areas: dict[str, str] | None = None, owners: list[tuple[str, str]] | None = None) -> str:
+    """The area a file belongs to: the longest matching prefix of `[summarize] areas` when configured; else the
+    last CODEOWNERS pattern that matches (named with its owners); else the directory, with a flat source
+    directory (Valkey's src/) split by file stem: src/cluster.c, src/cluster_legacy.c and src/cluster.h are
+    `src/cluster*`."""
     if areas:
         best = max((p for p in areas if path.startswith(p)), key=len, default=None)
         if best is not None:
             return areas[best]
+    for pattern, who in reversed(owners or []):
+        if _owners_match(pattern, path):
+            return f"{pattern} ({who})" if who else pattern
     parts = path.split("/")
     if len(parts) == 1:
         return "(root)"
@@ -197,8 +226,9 @@ class Digest:
         return {"files": [asdict(f) for f in self.files], "additions": self.additions, "deletions": self.deletions}
 
 
-def digest(changes: list[FileChange], areas: dict[str, str] | None = None) -> Digest:
-    files = [FileDigest(path=f.path, area=area_of(f.path, areas), kind=kind_of(f), status=f.status, additions=f.additions,
+def digest(changes: list[FileChange], areas: dict[str, str] | None = None,
+           owners: list[tuple[str, str]] | None = None) -> Digest:
+    files = [FileDigest(path=f.path, area=area_of(f.path, areas, owners), kind=kind_of(f), status=f.status, additions=f.additions,
                         deletions=f.deletions, symbols=symbols_of(f), has_patch=f.patch is not None)
              for f in changes]
     return Digest(files, sum(f.additions for f in changes), sum(f.deletions for f in changes))
@@ -215,7 +245,7 @@ def render(d: Digest, max_files_per_area: int = 12) -> list[str]:
         head += "\n:warning: no test files changed"
     sections = [head]
     for area, files in d.areas.items():
-        lines = [f"*{inert(area)}* ({len(files)} file(s), +{sum(f.additions for f in files)}/"
+        lines = [f"{lit(area, 120)} ({len(files)} file(s), +{sum(f.additions for f in files)}/"
                  f"−{sum(f.deletions for f in files)})"]
         for f in files[:max_files_per_area]:
             flag = {"test": " :test_tube:", "config": " :gear:"}.get(f.kind, "")

@@ -54,6 +54,8 @@ class Source:
     body: str
     commits: list[str]
     changes: list[FileChange]
+    repo: object = None            # for a range: the mirror, and the range's base commit
+    base_commit: object = None
 
 
 @dataclass
@@ -65,6 +67,33 @@ class ModelResult:
     dropped_unread: int = 0
     calls: int = 0
     error: str = ""
+
+
+async def _codeowners(job: JobRun, src: Source) -> list[tuple[str, str]]:
+    """The repo's CODEOWNERS (from the default branch for a PR, from the range's base for a range): the areas
+    a maintainer already thinks in. Never the PR's own copy, which its author could rewrite."""
+    cache = f"bot:codeowners:{job.params['repo']}"
+    if src.base_commit is None:
+        cached = await job.redis.get(cache)
+        if cached is not None:
+            return [tuple(x) for x in json.loads(cached)]
+    found: list[tuple[str, str]] = []
+    for path in digest_mod.CODEOWNERS_PATHS:
+        try:
+            if src.base_commit is not None:
+                text = git.file_at(src.repo, src.base_commit, path)
+            elif job.services.github is not None:
+                text = await job.services.github.file_text(job.params["repo"], path)
+            else:
+                text = None
+        except GitHubError:
+            text = None
+        if text:
+            found = digest_mod.parse_codeowners(text)
+            break
+    if src.base_commit is None:
+        await job.redis.set(cache, json.dumps(found), ex=3600)     # the default branch's, re-read hourly
+    return found
 
 
 def areas_of(config) -> dict[str, str]:
@@ -128,7 +157,7 @@ async def run(job: JobRun) -> None:
         return
 
     messages: list[str] = []
-    d = digest_mod.digest(src.changes, areas_of(job.config))
+    d = digest_mod.digest(src.changes, areas_of(job.config), await _codeowners(job, src))
     messages.extend(digest_mod.render(d))
     previous = await job.redis.get(last_key)
     if previous:
@@ -192,7 +221,8 @@ async def _load(job: JobRun) -> Source:
     walker.hide(base.id)
     commits = [c.message for _, c in zip(range(50), walker)]
     return Source(ident=f"range:{p['base']}..{p['head']}", label=f"{p['base']}..{p['head']}", head=str(head.id),
-                  title=f"{p['base']}..{p['head']}", body="", commits=commits, changes=changes)
+                  title=f"{p['base']}..{p['head']}", body="", commits=commits, changes=changes, repo=repo,
+                  base_commit=base)
 
 
 def _since(previous: dict, src: Source) -> str:

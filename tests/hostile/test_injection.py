@@ -36,7 +36,8 @@ async def test_injection_in_pr_text_causes_no_action(make_bot, remote, github, a
     key, info = await summarize(bot, "#10")
     assert info["status"] == "done"
     assert await bot.queued() == 0
-    writes = [name for name, _ in github.calls if name not in ("get_pull", "get_pull_files", "get_pull_commits")]
+    writes = [name for name, _ in github.calls if name not in ("get_pull", "get_pull_files", "get_pull_commits",
+                                                                "contents")]   # reads only (contents: CODEOWNERS)
     assert writes == []
     assert {m["channel"] for m in slack.messages.values()} == {CHANNEL}
     thread = bot.thread_of(info)

@@ -211,7 +211,22 @@ async def test_every_file_of_a_135_file_pr_is_named_and_src_is_split_into_areas(
     thread = bot.thread_of(info)
     for f in files:
         assert f"`{f['filename']}` — digest only (no model)" in thread, f["filename"]
-    assert "*src/cluster*" in thread and "*src/module*" in thread          # areas, not one `src/` for all
+    assert "`src/cluster*` (" in thread and "`src/module*` (" in thread    # areas, not one `src/` for all
     lists = [m for m in slack.thread(info["thread_ts"]) if "Every changed file" in m["text"]]
     assert len(lists) >= 3 and all(len(m["text"]) <= 3000 for m in lists)
     assert "135 file(s)" in slack.messages[info["thread_ts"]]["text"]      # the parent says how many
+
+
+async def test_areas_follow_codeowners_from_the_default_branch(make_bot, remote, github):
+    github.files["acme/widget"] = {".github/CODEOWNERS": "# owners\n* @acme/core\n/src/cluster* @acme/cluster\n"
+                                                         "*.tcl @acme/tests\n"}
+    files = [{"filename": p, "status": "modified", "additions": 1, "deletions": 0, "changes": 1,
+              "patch": "@@ -1 +1,2 @@\n a\n+b\n"} for p in ("src/cluster.c", "src/cluster_legacy.c", "tests/x.tcl",
+                                                         "src/server.c")]
+    github.add_pull("acme/widget", 78, title="Areas", merge_commit_sha=None, merged=False, head_sha="d" * 40,
+                    files=files, commits=[{"sha": "d" * 40, "commit": {"message": "areas"}}])
+    bot = await make_bot(config_dict(remote))
+    key, info = await summarize(bot, "PR#78")
+    thread = bot.thread_of(info)
+    assert "`/src/cluster* (@acme/cluster)` (2 file(s)" in thread
+    assert "`*.tcl (@acme/tests)` (1 file(s)" in thread and "`* (@acme/core)` (1 file(s)" in thread
