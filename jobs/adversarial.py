@@ -28,9 +28,32 @@ from jobs import pull as pull_mod
 from jobs.runtime import JobFailed, JobRun
 from jobs import sandbox
 
-INTS = ["0", "-1", "1", "-2147483649", "2147483648", "4294967296", "-9223372036854775808", "9223372036854775807",
-        "18446744073709551616", "100000"]
-STRINGS = ["", "x", "a" * 2000, "\x00\xff\xfe", "%s%s%n", "-", "*2\r\n$1\r\nx"]
+INTS = ["0", "-1", "1", "-2", "2", "-3", "3", "-2147483649", "2147483648", "4294967296", "-9223372036854775808",
+        "9223372036854775807", "18446744073709551616", "100000", "-100000"]
+STRINGS = ["", "x", "a" * 2000, "\x00\xff\xfe", "%s%s%n", "-", "*2\r\n$1\r\nx", "a\tb", "a\nb", "a\r\nb", "a\x00b",
+           "b" * 70_000]
+# Commands whose documented behaviour is to block, subscribe, replicate, pause, change the connection or stop:
+# sending them as attacks would only ever "find" what they promise to do.
+BLOCKING = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",
+            "SYNC", "PSYNC", "REPLCONF", "REPLICAOF", "SLAVEOF", "FAILOVER", "BLPOP", "BRPOP", "BLMOVE",
+            "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP",
+            "CLIENT", "SHUTDOWN", "DEBUG", "QUIT", "RESET", "CLUSTER", "MIGRATE", "SAVE", "BGSAVE", "BGREWRITEAOF",
+            "MODULE", "CONFIG", "SCRIPT", "FUNCTION", "FLUSHALL", "FLUSHDB", "HELLO", "AUTH", "SELECT", "MULTI",
+            "EXEC", "WATCH", "ACL", "LATENCY", "SLOWLOG", "OBJECT", "MEMORY", "SWAPDB", "LOLWUT"}
+# WAIT and WAITAOF block only while they wait for replicas (or local fsyncs): asking for none, they promise an
+# answer at once, so only that form is sent.
+WAITING = {"WAIT", "WAITAOF"}
+
+
+def blocks(command: list[str]) -> bool:
+    """Whether sending `command` could only show a block its documentation promises."""
+    name = command[0].upper().split(".")[0] if command else ""
+    if name in BLOCKING:
+        return True
+    if name in WAITING and len(command) > 1:
+        first = command[1].strip()
+        return first.isascii() and first.isdecimal() and int(first) > 0
+    return False
 KEYS = ["k", "k2"]
 BATCH = 20
 MAX_COMMANDS = 20
@@ -66,18 +89,38 @@ def settings(job: JobRun):
     return cfg
 
 
+COMMAND_FN = re.compile(r"\b([a-z][a-zA-Z0-9]{1,30})(?:Generic)?Command\b")
+UPPER = re.compile(r"\b([A-Z][A-Z0-9]{2,20}(?:\.[A-Z0-9]{1,20})?)\b")
+DOTTED = re.compile(r'"([a-zA-Z][a-zA-Z0-9_]{0,20}\.[a-zA-Z0-9_]{1,30})"')
+
+
 def diff_commands(patch: str) -> list[str]:
-    """Command-looking names the diff adds: upper-case words in added lines (string literals and identifiers)."""
+    """The commands a diff touches, found the way a project like Valkey writes them: `xxxCommand` functions in
+    added lines and hunk headers (setrangeCommand → SETRANGE), command JSON files (src/commands/setrange.json),
+    dotted module command names in string literals ("toy.range"), and upper-case literals."""
     names: dict[str, None] = {}
     for line in patch.splitlines():
-        if line.startswith("+") and not line.startswith("+++"):
-            for word in re.findall(r"\b([A-Z][A-Z0-9]{2,20})\b", line):
-                names.setdefault(word)
-    return list(names)
+        if line.startswith("+++ ") and "/commands/" in line and line.endswith(".json"):
+            stem = line.rsplit("/", 1)[-1][:-5]
+            names.setdefault(stem.split("-", 1)[0].upper())
+        elif line.startswith("@@") or (line.startswith("+") and not line.startswith("+++")):
+            for word in COMMAND_FN.findall(line):
+                if word not in ("process", "call", "lookup", "execute", "queue", "propagate", "also"):
+                    names.setdefault(word.upper())
+            if line.startswith("+"):
+                for word in DOTTED.findall(line):
+                    names.setdefault(word.upper())
+                for word in UPPER.findall(line):
+                    names.setdefault(word)
+    return [n for n in names if n.split(".")[0] not in BLOCKING]
 
 
 def sweep(commands: list[str]) -> list[list[list[str]]]:
     """Deterministic first pass: each command with boundary values in each argument position."""
+    return [s for s in _sweep(commands) if not any(blocks(c) for c in s)]
+
+
+def _sweep(commands: list[str]) -> list[list[list[str]]]:
     scripts = []
     for name in commands:
         scripts.append([[name]])
@@ -85,13 +128,23 @@ def sweep(commands: list[str]) -> list[list[list[str]]]:
         for value in INTS:
             scripts.append([[name, "k", value]])
             scripts.append([[name, "k", value, "x"]])
-        for value in STRINGS[2:4]:
+        for value in STRINGS[2:4] + STRINGS[7:11] + [""]:
             scripts.append([["SET", "k", value], [name, "k"]])
             scripts.append([[name, "k", value]])
+        for value in INTS[:7]:
+            scripts.append([["SET", "k", "x" * 20], [name, "k", value, "y" * 10]])
+            scripts.append([["SET", "k", "x" * 20], [name, "k", value, value]])
     return scripts
 
 
 def mutate(commands: list[str], rng: random.Random) -> list[list[str]]:
+    script = []
+    while not script:
+        script = [c for c in _mutation(commands, rng) if not blocks(c)]
+    return script
+
+
+def _mutation(commands: list[str], rng: random.Random) -> list[list[str]]:
     script = []
     for _ in range(rng.randint(1, 4)):
         name = rng.choice(commands)
@@ -111,6 +164,8 @@ def valid_script(value) -> list[list[str]] | None:
             return None
         if not all(isinstance(a, str) and len(a) <= MAX_ARG for a in command):
             return None
+        if blocks(command):
+            return None                 # blocking by design: it would only report what it promises
         out.append(command)
     return out
 
@@ -154,7 +209,7 @@ async def command_table(harness: Harness) -> list[str]:
     names = []
     for entry in table if isinstance(table, list) else []:
         name = entry[0] if isinstance(entry, list) and entry else entry
-        if isinstance(name, str) and re.fullmatch(r"[A-Za-z][\w|-]{0,30}", name):
+        if isinstance(name, str) and re.fullmatch(r"[A-Za-z][\w|.-]{0,40}", name) and name.upper() not in BLOCKING:
             names.append(name.upper())
     return names
 

@@ -23,14 +23,111 @@ from pathlib import Path
 
 from jobs import sandbox
 
-SANITIZER = re.compile(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ASSERTION FAILED|"
-                       r"Assertion [`'\"].*failed|assertion failed|Guru Meditation|panic:|Segmentation fault)", re.I)
-FRAME = [re.compile(r"#0 0x[0-9a-f]+ in (\S+)"), re.compile(r"\bat (\w+) \("),
-         re.compile(r'File "[^"]+", line \d+, in (\w+)\s*$', re.M)]
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ASSERTION FAILED",
+                   "Guru Meditation", "panic:", "Segmentation fault")
+NOISE_FRAMES = ("sigsegvHandler", "_serverAssert", "serverAssert", "_serverPanic", "serverPanic", "_valkeyAssert",
+                "logStackTrace", "printCrashReport", "bugReport", "debugDelay", "__libc_start", "_start", "main",
+                "aeMain", "aeProcessEvents", "processInputBuffer", "readQueryFromClient", "callHandler",
+                "connSocketEventHandler", "processCommand", "call")
+
+
+def _between(line: str, left: str, right: str) -> str:
+    i = line.find(left)
+    if i < 0:
+        return ""
+    j = line.find(right, i + len(left))
+    return line[i + len(left):j] if j >= 0 else ""
+
+
+def crash_report(text: str) -> dict:
+    """What a crashed server said, parsed without a regex that could backtrack on the target's own output:
+    Valkey/Redis bug reports (signal, `==> file:line 'expr' is not true`, the stack trace frames of the
+    crashing thread in the `valkey-server *:port(function+0x…)[…]` form), ASan/UBSan reports (`#0 0x… in f`,
+    `file:line: runtime error: …`), Python tracebacks. Returns {"kind", "detail", "frames"} or {}."""
+    text = text[-400_000:]
+    lines = text.splitlines()
+    out: dict = {}
+    for line in lines:
+        if "crashed by signal:" in line:
+            sig = _between(line + ",", "crashed by signal:", ",").strip()
+            out = {"kind": "signal", "detail": f"signal {sig}" if sig.isdecimal() else "signal", "frames": []}
+        if "==> " in line and "is not true" in line:
+            out = {"kind": "assertion", "detail": line.split("==> ", 1)[1].strip()[:200], "frames": []}
+        if "runtime error:" in line and not out:
+            out = {"kind": "sanitizer", "detail": line.strip()[:200], "frames": []}
+        if "ERROR: AddressSanitizer" in line:
+            out = {"kind": "sanitizer", "detail": line.split("ERROR: ", 1)[1].strip()[:200], "frames": []}
+    frames = _server_frames(lines) or _asan_frames(lines) or _python_frames(lines)
+    if frames and not out:
+        out = {"kind": "crash", "detail": "", "frames": []}
+    if out:
+        out["frames"] = frames[:8]
+    return out
+
+
+def _server_frames(lines: list[str]) -> list[str]:
+    """The crashing thread's frames from a Valkey/Redis STACK TRACE section (EIP first, then the thread whose
+    name ends in `*`, the main one), skipping the crash handler's own and libc frames."""
+    try:
+        start = next(i for i, ln in enumerate(lines) if "------ STACK TRACE ------" in ln)
+    except StopIteration:
+        return []
+    frames, block_wanted = [], True
+    for ln in lines[start + 1:start + 400]:
+        if "STACK TRACE DONE" in ln:
+            break
+        stripped = ln.strip()
+        if not stripped:
+            continue
+        if "(" not in stripped:                          # a thread header: "3914 valkey-server *", "EIP:"
+            block_wanted = stripped == "EIP:" or stripped.endswith("*")
+            continue
+        if not block_wanted or "libc.so" in stripped or "ld-linux" in stripped:
+            continue
+        name = _between(stripped, "(", "+")
+        if name and not name.startswith(NOISE_FRAMES) and name not in frames:
+            frames.append(name)
+    return frames
+
+
+def _asan_frames(lines: list[str]) -> list[str]:
+    frames = []
+    for ln in lines:
+        s = ln.strip()
+        if s.startswith("#") and " in " in s and " 0x" in s:
+            name = s.split(" in ", 1)[1].split(" ", 1)[0]
+            if name and not name.startswith(("__interceptor", "__asan", "__sanitizer", "__libc")) \
+                    and name not in frames:
+                frames.append(name)
+        if len(frames) >= 8:
+            break
+    return frames
+
+
+def _python_frames(lines: list[str]) -> list[str]:
+    return [ln.rsplit(" in ", 1)[1].strip() for ln in lines
+            if ln.strip().startswith('File "') and " in " in ln][-8:][::-1]
+
+
+def signature(report: dict, fallback: str) -> str:
+    """What makes two crashes the same bug: the assertion's place, or the top frames of the crashing code."""
+    if report.get("kind") == "assertion":
+        return "assert " + report["detail"].split(" ", 1)[0] + (" in " + report["frames"][0] if report["frames"] else "")
+    if report.get("frames"):
+        return " < ".join(report["frames"][:3])
+    return fallback
 
 
 class ProtocolError(Exception):
     pass
+
+
+def _is_double(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.isascii() and not any(c.isspace() for c in text)
 
 
 def encode(command: list[str], protocol: str) -> bytes:
@@ -72,6 +169,7 @@ class Reader:
         return data
 
     def reply(self, depth: int = 0):
+        """One reply, RESP2 or RESP3, parsed strictly (anything else is a ProtocolError: a protocol finding)."""
         if depth > 64:
             raise ProtocolError("nesting too deep")
         line = self.line()
@@ -81,20 +179,50 @@ class Reader:
         if kind in (b"+", b"-"):
             return (kind + rest).decode("utf-8", "replace")
         if kind == b":":
-            if not re.fullmatch(rb"-?\d+", rest):
-                raise ProtocolError(f"bad integer reply {rest[:40]!r}")
-            return int(rest)
-        if kind == b"$":
-            if not re.fullmatch(rb"-?\d+", rest):
-                raise ProtocolError(f"bad bulk length {rest[:40]!r}")
-            n = int(rest)
-            return None if n < 0 else self.exact(n).decode("utf-8", "replace")
-        if kind == b"*":
-            if not re.fullmatch(rb"-?\d+", rest):
-                raise ProtocolError(f"bad array length {rest[:40]!r}")
-            n = int(rest)
+            return self._int(rest, "integer")
+        if kind in (b"$", b"="):                           # bulk string, verbatim string ("txt:…")
+            n = self._int(rest, "bulk length")
+            if n < 0:
+                return None
+            data = self.exact(n)
+            if kind == b"=" and (n < 4 or data[3:4] != b":"):
+                raise ProtocolError("bad verbatim string")
+            return data.decode("utf-8", "replace")
+        if kind in (b"*", b"~", b">"):                     # array, set, push
+            n = self._int(rest, "aggregate length")
             return None if n < 0 else [self.reply(depth + 1) for _ in range(n)]
+        if kind == b"%":                                   # map
+            n = self._int(rest, "map length")
+            return [[self.reply(depth + 1), self.reply(depth + 1)] for _ in range(max(n, 0))]
+        if kind == b"|":                                   # attributes, then the reply they describe
+            n = self._int(rest, "attribute length")
+            for _ in range(max(n, 0) * 2):
+                self.reply(depth + 1)
+            return self.reply(depth + 1)
+        if kind == b"_":
+            if rest:
+                raise ProtocolError("bad null")
+            return None
+        if kind == b"#":
+            if rest not in (b"t", b"f"):
+                raise ProtocolError(f"bad boolean {rest[:10]!r}")
+            return rest == b"t"
+        if kind == b",":
+            text = rest.decode("ascii", "replace")
+            if text not in ("inf", "-inf", "nan") and not _is_double(text):
+                raise ProtocolError(f"bad double {rest[:40]!r}")
+            return text
+        if kind == b"(":
+            if not re.fullmatch(rb"-?[0-9]{1,10000}", rest):
+                raise ProtocolError(f"bad big number {rest[:40]!r}")
+            return rest.decode()
         raise ProtocolError(f"unknown reply type {line[:40]!r}")
+
+    @staticmethod
+    def _int(rest: bytes, what: str) -> int:
+        if not re.fullmatch(rb"-?[0-9]{1,19}", rest):
+            raise ProtocolError(f"bad {what} {rest[:40]!r}")
+        return int(rest)
 
     def text_line(self) -> str:
         while b"\n" not in self.buf:
@@ -163,15 +291,6 @@ class Target:
             pass
 
 
-def frame_of(text: str) -> str:
-    for pattern in FRAME:
-        found = pattern.findall(text)
-        if found:
-            return found[-1] if pattern.flags & re.M else found[0]
-    m = SANITIZER.search(text)
-    return m.group(0) if m else ""
-
-
 def run_script(spec: dict, commands: list[list[str]], full: bool = False, logdir: str = "/tmp") -> dict:
     """Run one attack script against a fresh target; return the oracle's verdict (oracle None: nothing)."""
     target = Target(spec, logdir)
@@ -194,20 +313,25 @@ def run_script(spec: dict, commands: list[list[str]], full: bool = False, logdir
 
         for command in spec.get("ready", []):
             send(command.split())
+        current = ""
         try:
             for command in commands:
+                current = str(command[0]).upper()[:40] if command else ""
                 reply = send(command)
                 result["replies"].append(reply if full else _short(reply))
+            current = ""
             for invariant in spec.get("invariants", []):
                 replies = [send(c.split()) for c in invariant]
-                if replies[0] != replies[-1]:
+                if replies[0] != replies[-1]:     # one finding per broken invariant, whatever broke it
                     result.update(oracle="invariant", message=f"{invariant[0]} before {_short(replies[0])} "
                                   f"!= after {_short(replies[-1])}", frame=" / ".join(invariant))
                     break
         except TimeoutError:
-            result.update(oracle="hang", message=f"no reply within {timeout:g}s", frame="hang")
+            result.update(oracle="hang", message=f"no reply within {timeout:g}s",
+                          frame=f"hang in {current or 'the invariant'}")
         except ProtocolError as exc:
-            result.update(oracle="protocol", message=f"malformed reply: {exc}", frame=str(exc)[:60])
+            result.update(oracle="protocol", message=f"malformed reply: {exc}",
+                          frame=f"{current}: {str(exc)[:60]}")
         except (ConnectionError, OSError) as exc:
             result.update(oracle="crash", message=f"connection lost: {exc}")
         finally:
@@ -219,12 +343,19 @@ def run_script(spec: dict, commands: list[list[str]], full: bool = False, logdir
             signalled = code > 128 and code - 128 in signal.Signals._value2member_map_
             name = signal.Signals(code - 128).name if signalled else f"exit {code}"
             result.update(oracle="signal" if signalled else "crash", message=f"target died ({name})")
-        found = SANITIZER.search(out)
-        if found and result["oracle"] in (None, "crash", "signal"):
-            result.update(oracle=result["oracle"] or "sanitizer",
-                          message=(result["message"] + "; " if result["message"] else "") + found.group(0))
-        if result["oracle"] in ("crash", "signal", "sanitizer"):
-            result["frame"] = frame_of(out) or result["message"]
+        report = crash_report(out)
+        if report and result["oracle"] in (None, "crash", "signal"):
+            kind = {"assertion": "assertion", "sanitizer": "sanitizer"}.get(report["kind"], result["oracle"] or
+                                                                              "sanitizer")
+            detail = report["detail"] or ", ".join(report["frames"][:1])
+            result.update(oracle=kind, message=(result["message"] + "; " if result["message"] else "") + detail)
+        elif not report and result["oracle"] is None:
+            mark = next((m for m in SANITIZER_MARKS if m in out[-400_000:]), "")
+            if mark:
+                result.update(oracle="sanitizer", message=mark)
+        if result["oracle"] in ("crash", "signal", "sanitizer", "assertion"):
+            result["frame"] = signature(report, result["message"])
+            result["frames"] = report.get("frames", [])
             result["output_tail"] = out[-3000:]
         return result
     finally:
