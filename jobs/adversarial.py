@@ -90,11 +90,14 @@ def settings(job: JobRun):
 
 
 COMMAND_FN = re.compile(r"\b([a-z][a-zA-Z0-9]{1,30})(?:Generic)?Command\b")
-UPPER = re.compile(r"\b([A-Z][A-Z0-9]{2,20}(?:\.[A-Z0-9]{1,20})?)\b")
+UPPER = re.compile(r'"([A-Z][A-Z0-9]{2,20}(?:\.[A-Z0-9]{1,20})?)"')     # a command name in a string literal
+WORD = re.compile(r"\b([A-Z][A-Z0-9]{2,20})\b")
+FILE_EXTENSIONS = {"c", "h", "cc", "cpp", "py", "js", "ts", "go", "rs", "json", "tcl", "md", "txt", "so", "o",
+                   "rdb", "aof", "conf", "yml", "yaml", "sh", "lua"}
 DOTTED = re.compile(r'"([a-zA-Z][a-zA-Z0-9_]{0,20}\.[a-zA-Z0-9_]{1,30})"')
 
 
-def diff_commands(patch: str) -> list[str]:
+def diff_commands(patch: str, known: set[str] | None = None) -> list[str]:
     """The commands a diff touches, found the way a project like Valkey writes them: `xxxCommand` functions in
     added lines and hunk headers (setrangeCommand → SETRANGE), command JSON files (src/commands/setrange.json),
     dotted module command names in string literals ("toy.range"), and upper-case literals."""
@@ -109,25 +112,42 @@ def diff_commands(patch: str) -> list[str]:
                     names.setdefault(word.upper())
             if line.startswith("+"):
                 for word in DOTTED.findall(line):
-                    names.setdefault(word.upper())
+                    if word.rsplit(".", 1)[1].lower() not in FILE_EXTENSIONS:
+                        names.setdefault(word.upper())
                 for word in UPPER.findall(line):
                     names.setdefault(word)
-    return [n for n in names if n.split(".")[0] not in BLOCKING]
+                if known:           # any upper-case word the target knows as a command (comments included)
+                    for word in WORD.findall(line):
+                        if word in known:
+                            names.setdefault(word)
+    found = [n for n in names if n.split(".")[0] not in BLOCKING]
+    return [n for n in found if n in known] if known else found
 
 
 def sweep(commands: list[str]) -> list[list[list[str]]]:
-    """Deterministic first pass: each command with boundary values in each argument position."""
-    return [s for s in _sweep(commands) if not any(blocks(c) for c in s)]
+    """Deterministic first pass: each command with boundary values in each argument position, the commands
+    taken in turn (round robin), so a budget too small for all of it still tries every command early."""
+    per_command = [[s for s in _sweep([name]) if not any(blocks(c) for c in s)] for name in commands]
+    out = []
+    for i in range(max((len(p) for p in per_command), default=0)):
+        out.extend(p[i] for p in per_command if i < len(p))
+    return out
 
 
 def _sweep(commands: list[str]) -> list[list[list[str]]]:
     scripts = []
+    small = INTS[:7]
     for name in commands:
         scripts.append([[name]])
         scripts.append([[name, "k"]])
+        for value in INTS:                     # a value in the first position (commands without a key)
+            scripts.append([[name, value]])
         for value in INTS:
             scripts.append([[name, "k", value]])
             scripts.append([[name, "k", value, "x"]])
+        for a in small:
+            for b in small + INTS[7:]:
+                scripts.append([[name, a, b]])
         for value in STRINGS[2:4] + STRINGS[7:11] + [""]:
             scripts.append([["SET", "k", value], [name, "k"]])
             scripts.append([[name, "k", value]])
@@ -271,8 +291,9 @@ async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budg
     started = time.monotonic()
     found: dict[tuple, Finding] = {}
     rng = random.Random(f"{job.key}:{job.params.get('pr') or job.params.get('head')}")
-    from_diff = diff_commands(patch)
     table = await command_table(harness)
+    # When the target lists its commands, a name from the diff is attacked only if it is one of them.
+    from_diff = diff_commands(patch, set(table) or None)
     commands = list(dict.fromkeys(from_diff + table)) or ["PING"]
     await job.audit.write("attack", "commands", ", ".join(commands[:200]))
     limits = sandbox.Limits(**harness.spec["limits"])

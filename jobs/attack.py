@@ -28,7 +28,8 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 NOISE_FRAMES = ("sigsegvHandler", "_serverAssert", "serverAssert", "_serverPanic", "serverPanic", "_valkeyAssert",
                 "logStackTrace", "printCrashReport", "bugReport", "debugDelay", "__libc_start", "_start", "main",
                 "aeMain", "aeProcessEvents", "processInputBuffer", "readQueryFromClient", "callHandler",
-                "connSocketEventHandler", "processCommand", "call")
+                "connSocketEventHandler", "processCommand", "call", "ValkeyModuleCommandDispatcher",
+                "RedisModuleCommandDispatcher")
 
 
 def _between(line: str, left: str, right: str) -> str:
@@ -85,6 +86,9 @@ def _server_frames(lines: list[str]) -> list[str]:
         if not block_wanted or "libc.so" in stripped or "ld-linux" in stripped:
             continue
         name = _between(stripped, "(", "+")
+        if not name and "(+0x" in stripped:          # no symbol (a static function, a stripped module)
+            obj = stripped.split("(", 1)[0].rsplit("/", 1)[-1]
+            name = f"{obj}+{_between(stripped, '(+', ')')}"
         if name and not name.startswith(NOISE_FRAMES) and name not in frames:
             frames.append(name)
     return frames

@@ -39,7 +39,8 @@ class RepoBuilder:
         walk(commit.tree)
         return out
 
-    def commit(self, branch: str, files: dict[str, str | None], message: str, *, parents: list[str] | None = None,
+    def commit(self, branch: str, files: dict[str, str | bytes | None], message: str, *,
+               parents: list[str] | None = None,
                author: pygit2.Signature | None = None, update_ref: bool = True,
                modes: dict[str, int] | None = None) -> str:
         """A commit on `branch`; `modes` gives some files another mode (a symlink: FileMode.LINK, the text
@@ -55,7 +56,8 @@ class RepoBuilder:
                 index.remove(path)
             else:
                 mode = (modes or {}).get(path, pygit2.enums.FileMode.BLOB)
-                index.add(pygit2.IndexEntry(path, self.repo.create_blob(text.encode()), mode))
+                data = text if isinstance(text, bytes) else text.encode()
+                index.add(pygit2.IndexEntry(path, self.repo.create_blob(data), mode))
         tree = index.write_tree(self.repo)
         s = author or sig()
         oid = self.repo.create_commit(None, s, s, message, tree, [pygit2.Oid(hex=p) for p in parents])
