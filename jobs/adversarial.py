@@ -75,6 +75,7 @@ class Finding:
     output_tail: str = ""
     minimal: list[list[str]] = field(default_factory=list)
     confirmed: bool = False
+    on_base: bool | None = None      # reproduced on the base's build too (None: the base was not tried)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -279,12 +280,41 @@ async def run(job: JobRun) -> None:
         findings = await _attack(job, Harness(spec, checkout), patch, attempts, cfg.time_budget_s)
     finally:
         git.remove_checkout(checkout)
+    start = repo[repo.merge_base(base.id, head.id)] if base is not None and "pr" in p else base
+    if findings and start is not None:
+        await _against_base(job, cfg, repo, str(start.id), findings, build_limits, spec, work)
     for f in findings:
         await _report(job, security, pr, head_sha, f)
     n = len(findings)
-    await job.done(f"Done: {n} finding(s) reported privately to the security channel." if n else
-                   "Done: no oracle tripped. Clean report.", detail=f"{n} finding(s) reported privately" if n
-                   else "clean")
+    new = sum(1 for f in findings if not f.on_base)
+    counts = f"{n} finding(s) reported privately to the security channel"
+    if any(f.on_base is not None for f in findings):
+        counts += f": {new} new in this change, {n - new} pre-existing (also on the base)"
+    await job.done(f"Done: {counts}." if n else "Done: no oracle tripped. Clean report.",
+                   detail=f"{n} finding(s) reported privately, {new} new" if n else "clean")
+
+
+async def _against_base(job: JobRun, cfg, repo, base_sha: str, findings: list[Finding], limits, spec: dict,
+                        work: Path) -> None:
+    """Replay each finding's reproducer on the base's own build: what happens there too is not this change's
+    doing. A base that does not build leaves every finding counted as new."""
+    await job.thread.status("running", "replaying the findings on the base")
+    checkout = await asyncio.to_thread(git.checkout, repo, base_sha, work)
+    try:
+        if cfg.build:
+            built = await sandbox.run(cfg.build, checkout, limits, secrets=job.config.env.secrets())
+            await job.audit.write("base", "build", built.output, returncode=built.returncode)
+            if not built.ok:
+                await job.say(f"The base (`{base_sha[:10]}`) did not build, so every finding counts as new.",
+                              once="base-build")
+                return
+        harness = Harness(dict(spec, cwd=str(checkout)), checkout)
+        results = await harness.run([f.minimal or f.script for f in findings])
+        for f, r in zip(findings, results):
+            f.on_base = bool(r["oracle"]) and Finding(r["oracle"], r.get("frame", ""), r["message"], []).key == f.key
+            await job.audit.write("base", "replay", f.message, on_base=f.on_base, oracle=r["oracle"])
+    finally:
+        git.remove_checkout(checkout)
 
 
 async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budget_s: float) -> list[Finding]:
@@ -404,7 +434,10 @@ async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) ->
     chat = job.thread.chat
     where = (f"{job.params['repo']}#{job.params['pr']}" if "pr" in job.params
              else f"{job.params['repo']} {render.lit(job.params['base'] + '..' + job.params['head'])}")
-    text = (f":rotating_light: *Adversarial finding* in {where} "
+    title = ("*Adversarial finding, pre-existing* (the base's build does it too)" if f.on_base
+             else "*Adversarial finding, new in this change*" if f.on_base is False else "*Adversarial finding*")
+    icon = ":information_source:" if f.on_base else ":rotating_light:"
+    text = (f"{icon} {title} in {where} "
             f"(head `{head[:10]}`, job `{job.key}`): *{f.oracle}* — {render.inert(f.message)[:300]}"
             + (f" at {render.lit(f.frame, 100)}" if f.frame else "") +
             f"\nReproducer ({len(f.minimal)} command(s), {'confirmed by replay' if f.confirmed else 'NOT reproduced on replay'}):\n"

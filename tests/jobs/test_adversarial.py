@@ -16,8 +16,8 @@ SERVER = (Path(__file__).resolve().parents[1] / "targets" / "kvserver.py").read_
 CLEAN = SERVER.replace('CLEAN = "--clean" in sys.argv', "CLEAN = True")
 
 
-def setup(remote, github, buggy: bool, number: int = 21, extra: dict | None = None):
-    base = remote.commit("main", {"kvserver.py": CLEAN, **(extra or {})}, "A key-value server")
+def setup(remote, github, buggy: bool, number: int = 21, extra: dict | None = None, base_text: str = CLEAN):
+    base = remote.commit("main", {"kvserver.py": base_text, **(extra or {})}, "A key-value server")
     head = remote.commit("feature", {"kvserver.py": (SERVER if buggy else CLEAN) + "\n# SETRANGE and WAIT reworked\n"},
                          "Rework SETRANGE, WAIT and DEBUG RELOAD", parents=[base])
     remote.repo.references.create(f"refs/pull/{number}/head", remote.repo[head].id, force=True)
@@ -97,3 +97,23 @@ async def test_no_private_channel_no_run(make_bot, remote, github):
     bot = await make_bot(data, worker=False)
     _, body = await bot.slash("/adversarial", "PR#21")
     assert "need `[slack] security_channel`" in body["text"] and await bot.queued() == 0
+
+
+
+async def test_a_bug_the_base_has_too_is_reported_as_pre_existing(make_bot, remote, github, slack):
+    """The base already hangs on WAIT and truncates on DEBUG RELOAD; the PR adds the SETRANGE crash. Each
+    reproducer is replayed on the base's own build: only the crash is new."""
+    base_server = SERVER.replace('CLEAN = "--clean" in sys.argv', "CLEAN = False")
+    crash = "        if offset < 0:\n            if not CLEAN:"
+    assert crash in base_server
+    base_server = base_server.replace(crash, "        if offset < 0:\n            if False:")
+    data = setup(remote, github, buggy=True, base_text=base_server)
+    bot = await make_bot(data)
+    key, info = await run(bot, "PR#21 400")
+    reports = private(slack)
+    assert info["status"] == "done" and len(reports) == 3, reports
+    new = [r for r in reports if "new in this change" in r]
+    old = [r for r in reports if "pre-existing" in r]
+    assert len(new) == 1 and "*signal*" in new[0]
+    assert len(old) == 2 and any("*hang*" in r for r in old) and any("*invariant*" in r for r in old)
+    assert "1 new in this change, 2 pre-existing" in bot.thread_of(info)
