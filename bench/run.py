@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["backport", "summarize", "provenance", "sandbox", "flood", "ack", "jobqueue", "scaling", "memory"]
+BENCHES = ["backport", "summarize", "provenance", "sandbox", "adversarial", "flood", "ack", "jobqueue", "scaling", "memory"]
 
 
 def main() -> int:
