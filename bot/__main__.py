@@ -9,7 +9,7 @@ import sys
 
 from bot import config as config_mod
 from bot.logs import setup as setup_logging
-from bot.store import check_store, resolve
+from bot.store import require_store, resolve
 
 
 def main() -> None:
@@ -32,13 +32,7 @@ def main() -> None:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1)
-    try:
-        check_store(url, cfg.queue.allow_eviction)
-    except RuntimeError as exc:
-        if server:
-            server.stop()
-        print(f"config error: {exc}", file=sys.stderr)
-        raise SystemExit(2)
+    require_store(url, cfg.queue.allow_eviction, server)
     try:
         if console:
             asyncio.run(_console(cfg, url))

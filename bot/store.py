@@ -147,6 +147,19 @@ def check_store(url: str, allow_eviction: bool = False) -> None:
         log.warning(warning)
 
 
+def require_store(url: str, allow_eviction: bool, server: "EmbeddedValkey | None" = None) -> None:
+    """`check_store` for a process entry point: on a refusal, stop the server we started, print one line, exit 2."""
+    import sys
+
+    try:
+        check_store(url, allow_eviction)
+    except RuntimeError as exc:
+        if server:
+            server.stop()
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def connect(url: str) -> aioredis.Redis:
     """An asyncio client with short timeouts, so a dead server is reported quickly instead of hanging."""
     return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10,

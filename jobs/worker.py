@@ -343,7 +343,7 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
 
 async def amain() -> None:
     from bot import slack
-    from bot.store import check_store, resolve
+    from bot.store import require_store, resolve
 
     try:
         cfg = config_mod.load()
@@ -355,13 +355,7 @@ async def amain() -> None:
               "(the local console runs its own worker)", file=sys.stderr)
         raise SystemExit(2)
     url, server = resolve(cfg.env)
-    try:
-        check_store(url, cfg.queue.allow_eviction)
-    except RuntimeError as exc:
-        if server:
-            server.stop()
-        print(f"config error: {exc}", file=sys.stderr)
-        raise SystemExit(2)
+    require_store(url, cfg.queue.allow_eviction, server)
     chats: dict[str, Chat] = {"slack": slack.SlackChat(slack.web_client(cfg.env))}
     services = Services.build(cfg, url, chats)
     worker = make_worker(services)
