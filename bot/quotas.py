@@ -113,6 +113,10 @@ class Quotas:
                     f"{minutes} minute(s)")
         return ""
 
+    def counts(self, maintainer: bool) -> bool:
+        """Whether a command by this person is counted at all (maintainers are not, unless given limits)."""
+        return not maintainer or bool(self.cfg.queued_per_maintainer or self.cfg.maintainer_per_hour)
+
     async def _admit_maintainer(self, user: str, jobs: int, now: float, hour: int) -> str:
         c = self.cfg
         if not (c.queued_per_maintainer or c.maintainer_per_hour):

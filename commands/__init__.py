@@ -87,7 +87,8 @@ async def dispatch(inv: Invocation) -> Outcome:
         try:
             async with asyncio.timeout(SUBMIT_TIMEOUT_S):       # all of them, within Slack's 3 s
                 token = new_token()
-                if inv.dest != "console":
+                counted = inv.dest != "console" and services.quotas.counts(maintainer)
+                if counted:
                     refusal = await services.quotas.admit(inv.user, inv.channel, len(requests), maintainer=maintainer,
                                                           anyone_command=not command.maintainers_only, token=token)
                     if refusal:
@@ -98,7 +99,7 @@ async def dispatch(inv: Invocation) -> Outcome:
                     for r in requests:
                         submitted.append(await _submit(services, r, inv.nonce))
                 finally:
-                    if inv.dest != "console":   # the held places become the jobs really queued (or are freed)
+                    if counted:                 # the held places become the jobs really queued (or are freed)
                         await services.quotas.opened(inv.user, inv.channel, [s.key for s in submitted if s.created],
                                                      pending=token, held=len(requests))
         except (QueueUnavailable, TimeoutError, RedisError, OSError):

@@ -30,6 +30,10 @@ class NeedsPerson(Exception):
         self.escalation = escalation
 
 
+class RecordLost(Exception):
+    """The job's record (its channel, thread, run) is not in the store: evicted, or never written."""
+
+
 class JobFailed(Exception):
     """A final failure with a reason people can act on; not retried."""
 
@@ -57,6 +61,8 @@ class JobThread:
     async def info(self, refresh: bool = False) -> dict:
         if self._info is None or refresh:
             self._info = await job_info(self.redis, self.key)
+            if not self._info.get("channel") and not self._info.get("kind"):
+                raise RecordLost(self.key)
         return self._info
 
     def _parent_text(self, info: dict, status: str, detail: str = "") -> str:

@@ -21,7 +21,7 @@ from bot.quotas import OverBudget, spender
 from bot.chat import Chat
 from bot.services import Services
 from jobs.queue import job_info
-from jobs.runtime import JobFailed, JobRun, NeedsPerson
+from jobs.runtime import JobFailed, JobRun, NeedsPerson, RecordLost
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,6 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     """The one SAQ function: look up the job's kind and run it inside a JobRun."""
     services: Services = ctx["services"]
     job = ctx["job"]
-    if not await services.redis.exists(f"bot:job:{job.key}"):
-        return await _record_lost(services, job.key, request)
     chat = services.chats.get(request.get("dest", "slack"))
     if chat is None:
         log.error("job %s wants chat %r, which this worker does not have", job.key, request.get("dest"))
@@ -55,6 +53,9 @@ async def run_job(ctx: dict, *, request: dict) -> str:
             return "unknown-kind"
         await handler(run)
         return "done"
+    except RecordLost:
+        ended = False           # nothing to close: the record (and its accounting) is gone
+        return await _record_lost(services, job.key, request)
     except CannotPost as exc:
         return await _cannot_post(services, run, exc)
     except NeedsPerson as exc:
@@ -82,7 +83,7 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         return "failed"
     finally:
         await beats.remove(job)
-        if ended:
+        if ended and request.get("requester"):
             with contextlib.suppress(Exception):
                 info = await run.thread.info()
                 await services.quotas.closed(request.get("requester", ""), info.get("channel", ""), job.key)
@@ -313,7 +314,9 @@ class Workers:
                       timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1}, **kwargs)
         self.main = _Slots(services.queue, concurrency=concurrency or q.concurrency,
                            cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)], **common)
-        self.low = _Slots(services.low_queue, concurrency=services.config.quotas.low_concurrency, **common)
+        # The low queue's upkeep runs less often: its jobs are few, and each timer costs every job a little.
+        self.low = _Slots(services.low_queue, concurrency=services.config.quotas.low_concurrency, dequeue_timeout=1,
+                          **dict(common, timers={"sweep": max(q.sweep_s, 10), "abort": 5, "schedule": 5}))
 
     async def start(self) -> None:
         import signal
