@@ -703,8 +703,10 @@ async def run(command: str | list[str], checkout: Path, limits: Limits, *, env: 
 
         watcher = asyncio.create_task(watch_disk())
         timed_out = False
+        gathered = asyncio.gather(read(), wait())
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())    # retrieved, even when cut short
         try:
-            await asyncio.wait_for(asyncio.gather(read(), wait()), limits.timeout_s)
+            await asyncio.wait_for(gathered, limits.timeout_s)
         except asyncio.TimeoutError:
             timed_out = True
             box.limit = "time"
