@@ -179,9 +179,9 @@ class GitHubClient:
         return base64.b64decode(resp.get("content", "")).decode("utf-8", "replace")
 
     async def check_run(self, repo: str, head_sha: str, conclusion: str, title: str, summary: str,
-                        text: str = "") -> dict:
+                        text: str = "", name: str = "provenance") -> dict:
         return await self.request(repo, "POST", f"/repos/{repo}/check-runs", json={
-            "name": "provenance", "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
+            "name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
             "output": {"title": title[:250], "summary": summary[:60000], "text": text[:60000]}})
 
     async def permission(self, repo: str, login: str) -> str:

@@ -287,6 +287,16 @@ async def run(job: JobRun) -> None:
         await _report(job, security, pr, head_sha, f)
     n = len(findings)
     new = sum(1 for f in findings if not f.on_base)
+    if "pr" in p and job.services.github is not None:
+        # Public, so counts only (findings may be under embargo): only findings new in this change fail it.
+        conclusion = "failure" if new else "neutral" if n else "success"
+        try:
+            await job.services.github.check_run(
+                p["repo"], head_sha, conclusion, f"adversarial: {new} new finding(s)" if n else "adversarial: clean",
+                f"{new} new finding(s), {n - new} pre-existing (also on the base); details went to the maintainers' "
+                "private channel." if n else "No oracle tripped.", name="adversarial")
+        except Exception as exc:         # e.g. a plain token cannot create check runs: the report stands
+            await job.audit.write("report", "check-run-failed", str(exc))
     counts = f"{n} finding(s) reported privately to the security channel"
     if any(f.on_base is not None for f in findings):
         counts += f": {new} new in this change, {n - new} pre-existing (also on the base)"

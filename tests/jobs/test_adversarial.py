@@ -89,6 +89,7 @@ async def test_a_clean_target_gets_a_clean_report(make_bot, remote, github, slac
     bot = await make_bot(setup(remote, github, buggy=False))
     key, info = await run(bot, "PR#21 60")
     assert "Clean report" in bot.thread_of(info) and private(slack) == []
+    assert [r["conclusion"] for r in github.check_runs if r["name"] == "adversarial"] == ["success"]
 
 
 async def test_no_private_channel_no_run(make_bot, remote, github):
@@ -117,3 +118,6 @@ async def test_a_bug_the_base_has_too_is_reported_as_pre_existing(make_bot, remo
     assert len(new) == 1 and "*signal*" in new[0]
     assert len(old) == 2 and any("*hang*" in r for r in old) and any("*invariant*" in r for r in old)
     assert "1 new in this change, 2 pre-existing" in bot.thread_of(info)
+    run_ = [r for r in github.check_runs if r["name"] == "adversarial"][-1]
+    assert run_["conclusion"] == "failure" and "1 new finding(s), 2 pre-existing" in run_["output"]["summary"]
+    assert "SETRANGE" not in str(run_)                             # counts only: findings may be embargoed
