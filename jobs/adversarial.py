@@ -198,6 +198,7 @@ class Harness:
         self.spec = spec
         self.workdir = workdir
         self.attempts = 0
+        self.shapes: dict[str, Shape] = {}      # from the target's COMMAND table
 
     async def run(self, scripts: list[list[list[str]]], full: bool = False) -> list[dict]:
         self.attempts += len(scripts)
@@ -220,8 +221,25 @@ class Harness:
         return results
 
 
+@dataclass
+class Shape:
+    """What COMMAND says of a command: its arity (negative: at least) and where its keys are."""
+
+    arity: int
+    first_key: int
+    last_key: int
+    step: int
+
+    def is_key(self, position: int, nargs: int) -> bool:
+        if self.first_key <= 0 or position < self.first_key:
+            return False
+        last = self.last_key if self.last_key >= 0 else nargs + 1 + self.last_key
+        return position <= last and (position - self.first_key) % max(self.step, 1) == 0
+
+
 async def command_table(harness: Harness) -> list[str]:
-    """The server's own command names, when it answers COMMAND (RESP servers)."""
+    """The server's own command names, when it answers COMMAND (RESP servers); their shapes go to
+    `harness.shapes`."""
     if harness.spec.get("protocol") != "resp":
         return []
     result = (await harness.run([[["COMMAND"]]], full=True))[0]
@@ -232,7 +250,48 @@ async def command_table(harness: Harness) -> list[str]:
         name = entry[0] if isinstance(entry, list) and entry else entry
         if isinstance(name, str) and re.fullmatch(r"[A-Za-z][\w|.-]{0,40}", name) and name.upper() not in BLOCKING:
             names.append(name.upper())
+            numbers = entry[1:6] if isinstance(entry, list) else []
+            if len(numbers) >= 5 and all(isinstance(numbers[i], int) for i in (0, 2, 3, 4)):
+                harness.shapes[name.upper()] = Shape(numbers[0], numbers[2], numbers[3], numbers[4])
     return names
+
+
+def typed_sweep(commands: list[str], shapes: dict[str, Shape]) -> list[list[list[str]]]:
+    """The first pass shaped by what the target says of each command: the right number of arguments (and one
+    more), a key where a key goes (set first, then read), boundary values everywhere else, one position at a
+    time and in pairs. Commands taken in turn, as in `sweep`; commands without a shape get `sweep`'s scripts."""
+    per_command = []
+    for name in commands:
+        shape = shapes.get(name)
+        if shape is None:
+            per_command.append([s for s in _sweep([name]) if not any(blocks(c) for c in s)])
+            continue
+        scripts: list[list[list[str]]] = [[[name]]]
+        wanted = abs(shape.arity) - 1 if shape.arity else 1
+        for nargs in dict.fromkeys([max(wanted, 1), max(wanted, 1) + 1]):
+            keys = [p for p in range(1, nargs + 1) if shape.is_key(p, nargs)]
+            values = [p for p in range(1, nargs + 1) if p not in keys]
+
+            def build(fill: dict[int, str]) -> list[str]:
+                return [name] + [("k" if p in keys else fill.get(p, "1")) for p in range(1, nargs + 1)]
+
+            for p in values:
+                for v in INTS + STRINGS[:2] + STRINGS[7:11]:
+                    scripts.append([build({p: v})])
+            if len(values) >= 2:
+                for a in INTS[:7]:
+                    for b in INTS:
+                        scripts.append([build({values[0]: a, values[1]: b})])
+            if keys:
+                for v in STRINGS[:4] + STRINGS[7:11] + ["x" * 20]:
+                    scripts.append([["SET", "k", v], build({})])
+                    for w in INTS[:7]:
+                        scripts.append([["SET", "k", v], build({values[0]: w} if values else {})])
+        per_command.append([s for s in scripts if not any(blocks(c) for c in s)])
+    out = []
+    for i in range(max((len(p) for p in per_command), default=0)):
+        out.extend(p[i] for p in per_command if i < len(p))
+    return out
 
 
 async def run(job: JobRun) -> None:
@@ -344,7 +403,9 @@ async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budg
     if llm is None:
         await job.say(f"No ANTHROPIC_API_KEY is set, so the built-in generator attacks "
                       f"({len(from_diff)} command(s) from the diff, {len(table)} from the server).", once="mode")
-        queue = sweep(from_diff or commands[:10])
+        targets = from_diff or commands[:10]
+        shapes = {n: harness.shapes[n] for n in targets if n in harness.shapes}
+        queue = typed_sweep(targets, shapes) if shapes else sweep(targets)
     else:
         await job.say("Claude proposes the attacks; the harness sends them and the oracles judge.", once="mode")
         queue = []

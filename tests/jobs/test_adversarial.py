@@ -121,3 +121,18 @@ async def test_a_bug_the_base_has_too_is_reported_as_pre_existing(make_bot, remo
     run_ = [r for r in github.check_runs if r["name"] == "adversarial"][-1]
     assert run_["conclusion"] == "failure" and "1 new finding(s), 2 pre-existing" in run_["output"]["summary"]
     assert "SETRANGE" not in str(run_)                             # counts only: findings may be embargoed
+
+
+def test_the_typed_sweep_follows_arity_and_key_positions():
+    from jobs.adversarial import INTS, Shape, typed_sweep
+
+    scripts = typed_sweep(["SETRANGE", "TOY.RANGE", "SUBSCRIBE"],
+                          {"SETRANGE": Shape(4, 1, 1, 1), "TOY.RANGE": Shape(-1, 0, 0, 0), "SUBSCRIBE": Shape(-2, 0, 0, 0)})
+    setrange = [s[-1] for s in scripts if s[-1][0] == "SETRANGE"]
+    assert all(c[1] == "k" for c in setrange if len(c) > 1)                     # the key where the key goes
+    assert ["SETRANGE", "k", "-1", "1"] in setrange and ["SETRANGE", "k", "1", "-3"] in setrange
+    assert any(s[0] == ["SET", "k", "a\tb"] for s in scripts)                   # set, then read
+    toy = [s[-1] for s in scripts if s[-1][0] == "TOY.RANGE"]
+    assert ["TOY.RANGE", "-1", INTS[0]] in toy and ["TOY.RANGE", "2147483648"] in toy   # no key: values only
+    assert not any(s[-1][0] == "SUBSCRIBE" for s in scripts)                   # blocks by design: never sent
+    assert scripts[0] == [["SETRANGE"]] and scripts[1] == [["TOY.RANGE"]]      # commands in turn
