@@ -377,18 +377,6 @@ def _subsequence(needle: list[str], hay: list[str]) -> bool:
     return i == len(needle)
 
 
-def _block_in(block: list[str], hay: list[str]) -> bool:
-    """Whether `block` appears in `hay` as consecutive lines."""
-    if not block:
-        return False
-    first = block[0]
-    n = len(block)
-    for i, item in enumerate(hay):
-        if item == first and hay[i:i + n] == block:
-            return True
-    return False
-
-
 def hunk_present(h: Hunk, result: list[str], branch: list[str] | None) -> bool:
     """Whether a hunk's change is in a file (whitespace aside), judged against the file's branch version:
     its added lines are there in order, and each line it adds on balance occurs more often than on the
