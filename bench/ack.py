@@ -25,7 +25,7 @@ from common import ROOT, pct
 import redis as syncredis  # noqa: E402
 from aiohttp import ClientSession  # noqa: E402
 
-from bot.store import EmbeddedValkey, free_port  # noqa: E402
+from core.store import EmbeddedValkey, free_port  # noqa: E402
 from tests.conftest import MAINTAINER, SIGNING_SECRET, sign_slack  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 

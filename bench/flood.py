@@ -14,9 +14,9 @@ from pathlib import Path
 
 from common import ROOT  # noqa: F401  (puts the project on sys.path)
 
-from bot import config as config_mod  # noqa: E402
-from bot.store import EmbeddedValkey  # noqa: E402
-from jobs.queue import job_info  # noqa: E402
+from core import config as config_mod  # noqa: E402
+from core.store import EmbeddedValkey  # noqa: E402
+from core.queue import job_info  # noqa: E402
 from tests.conftest import Bot, config_dict, env_for  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402

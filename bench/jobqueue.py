@@ -15,11 +15,11 @@ from common import pct
 
 from saq import Queue, Worker  # noqa: E402
 
-from bot import config as config_mod  # noqa: E402
+from core import config as config_mod  # noqa: E402
 from bot.console import ConsoleChat  # noqa: E402
-from bot.services import Services  # noqa: E402
-from bot.store import EmbeddedValkey  # noqa: E402
-from jobs.queue import JobRequest, submit  # noqa: E402
+from core.services import Services  # noqa: E402
+from core.store import EmbeddedValkey  # noqa: E402
+from core.queue import JobRequest, submit  # noqa: E402
 from jobs.worker import make_worker  # noqa: E402
 
 

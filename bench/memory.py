@@ -14,7 +14,7 @@ from common import ROOT, rss_mb
 
 from aiohttp import ClientSession  # noqa: E402
 
-from bot.store import EmbeddedValkey, free_port  # noqa: E402
+from core.store import EmbeddedValkey, free_port  # noqa: E402
 from tests.fakes.slack import TOKEN, FakeSlack  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bot.store import EmbeddedValkey, connect  # noqa: E402
+from core.store import EmbeddedValkey, connect  # noqa: E402
 from jobs import provenance  # noqa: E402
 
 SIG = pygit2.Signature("Bench", "bench@example.com", 1_700_000_000, 0)

@@ -18,8 +18,8 @@ from common import ROOT
 
 import tomli_w  # noqa: E402
 
-from bot.store import EmbeddedValkey, connect  # noqa: E402
-from jobs.queue import JobRequest, job_info, make_queue, submit  # noqa: E402
+from core.store import EmbeddedValkey, connect  # noqa: E402
+from core.queue import JobRequest, job_info, make_queue, submit  # noqa: E402
 from tests.conftest import MAINTAINER  # noqa: E402
 from tests.fakes.github import TOKEN as GITHUB_TOKEN  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402

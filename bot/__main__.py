@@ -7,9 +7,9 @@ import asyncio
 import logging
 import sys
 
-from bot import config as config_mod
-from bot.logs import setup as setup_logging
-from bot.store import require_store, resolve
+from core import config as config_mod
+from core.logs import setup as setup_logging
+from core.store import require_store, resolve
 
 
 def main() -> None:
@@ -59,8 +59,9 @@ async def _console(cfg, url: str) -> None:
 
 
 async def _web(cfg, url: str) -> None:
-    from bot import app, slack
-    from bot.services import Services
+    from bot import app
+    from core import slack
+    from core.services import Services
 
     client = slack.web_client(cfg.env)
     services = Services.build(cfg, url, {"slack": slack.SlackChat(client)})

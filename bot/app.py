@@ -18,7 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 import commands
 from bot import webhook
-from bot.services import Services
+from core.services import Services
 
 log = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", Services)

@@ -12,13 +12,13 @@ import sys
 from typing import TextIO
 
 import commands
-from bot import render
-from bot.auth import CONSOLE_USER
-from bot.config import Config
-from bot.services import Services
+from core import render
+from core.auth import CONSOLE_USER
+from core.config import Config
+from core.services import Services
 from commands import jobctl
 from commands.base import Invocation
-from jobs.queue import ALIVE
+from core.queue import ALIVE
 
 MARKUP = [(re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>"), r"@\1"), (re.compile(r"<!subteam\^([A-Z0-9]+)>"), r"@\1"),
           (re.compile(r"<#([A-Z0-9]+)(?:\|[^>]*)?>"), r"#\1"), (re.compile(r"<(https?://[^|>]+)\|([^>]+)>"), r"\2 (\1)"),

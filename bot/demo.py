@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pygit2
 
-from bot.config import Config, RepoConfig
+from core.config import Config, RepoConfig
 
 CALC_V1 = '''"""A tiny calculator."""
 

@@ -22,9 +22,9 @@ from datetime import datetime
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.github import GitHubError, verify_signature
-from bot.names import branch_problem
-from jobs.queue import JobRequest, QueueUnavailable, latest_head_key, submit
+from core.github import GitHubError, verify_signature
+from core.names import branch_problem
+from core.queue import JobRequest, QueueUnavailable, latest_head_key, submit
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
 from redis.exceptions import RedisError
 
-from bot.quotas import new_token
+from core.quotas import new_token
 from commands.base import Command, Invocation, Later, Reply, Usage, shown
-from jobs.queue import JobRequest, QueueUnavailable, Submitted, submit
+from core.queue import JobRequest, QueueUnavailable, Submitted, submit
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.names import ascii_int
+from core.names import ascii_int
 from commands.base import Command, Invocation, PRRef, Reply, Usage, parse_pr
-from jobs.queue import JobRequest
+from core.queue import JobRequest
 
 MAX_ATTEMPTS = 100_000
 

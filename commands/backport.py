@@ -6,7 +6,7 @@ release, the commits and the PR exist is the job's first stage; here we only che
 from __future__ import annotations
 
 from commands.base import Command, Invocation, PRRef, Usage, parse_commit_or_pr, parse_releases, shown
-from jobs.queue import JobRequest
+from core.queue import JobRequest
 
 MAX_REFS = 20
 

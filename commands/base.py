@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bot.config import REPO_NAME, Config
-from bot.names import branch_problem, revision_problem
-from jobs.queue import JobRequest
+from core.config import REPO_NAME, Config
+from core.names import branch_problem, revision_problem
+from core.queue import JobRequest
 
 SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 PR_FORMS = [

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 
-from bot.github import GitHubError
+from core.github import GitHubError
 from commands.base import Command, Invocation, Later, PRRef, Reply, Usage, parse_person, parse_pr
 from jobs import firstissue
-from jobs.queue import JobRequest
+from core.queue import JobRequest
 
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 

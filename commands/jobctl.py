@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from bot import render
-from jobs.queue import job_info, requeue, set_info
+from core import render
+from core.queue import job_info, requeue, set_info
 from jobs.runtime import JobThread
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
 
 async def describe(services, key: str) -> str:
     """A job's status and the tail of its audit log (console `/job <id>`)."""
-    from bot.audit import Audit
+    from core.audit import Audit
 
     info = await job_info(services.redis, key)
     if not info:

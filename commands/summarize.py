@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commands.base import Command, Invocation, PRRef, Usage, parse_pr
-from jobs.queue import JobRequest
+from core.queue import JobRequest
 
 
 async def run(inv: Invocation, args: list[str]) -> JobRequest:

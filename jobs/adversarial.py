@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot import llm as llm_mod
-from bot import render
+from core import llm as llm_mod
+from core import render
 from jobs import git
 from jobs import pull as pull_mod
 from jobs.runtime import JobFailed, JobRun
-from jobs import sandbox
+from core import sandbox
 
 INTS = ["0", "-1", "1", "-2", "2", "-3", "3", "-2147483649", "2147483648", "4294967296", "-9223372036854775808",
         "9223372036854775807", "18446744073709551616", "100000", "-100000"]

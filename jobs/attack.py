@@ -2,7 +2,7 @@
 
 Runs as `python -m jobs.attack` (our code, outside any sandbox) with a JSON batch on standard input and one
 JSON result per script on standard output. The target is started fresh for every script in a sandbox of its own
-(jobs/sandbox.py: its own pid, mount, user and network namespaces, a copy-on-write view of the built checkout,
+(core/sandbox.py: its own pid, mount, user and network namespaces, a copy-on-write view of the built checkout,
 cgroup and rlimits) and killed afterwards; this runner reaches it on the sandbox's loopback by entering only its
 network namespace for the connect. The target can't see, signal or write this runner or its files. Oracles: the process died or was killed by a signal;
 sanitizer or assertion text in its output; no reply within the per-attempt timeout; an invariant whose first
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs import sandbox
+from core import sandbox
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ASSERTION FAILED",
                    "Guru Meditation", "panic:", "Segmentation fault")

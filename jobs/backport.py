@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pygit2
 
-from bot import llm as llm_mod
-from bot import render
-from bot.github import GitHubError
+from core import llm as llm_mod
+from core import render
+from core.github import GitHubError
 from jobs import git, resolve
 from jobs.runtime import JobFailed, JobRun, NeedsPerson
-from jobs import sandbox
+from core import sandbox
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import pygit2
 
-from bot.render import lit, lits
+from core.render import lit, lits
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@ ?(?P<context>.*)$")
 DEFINITION = re.compile(

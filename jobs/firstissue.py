@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 
-from bot import render
-from bot.github import GitHubError
+from core import render
+from core.github import GitHubError
 from jobs.runtime import JobFailed, JobRun, JobThread
 
 DAY = 86400
@@ -300,7 +300,7 @@ async def pr_opened(services, repo: str, pr: dict) -> bool:
 
 async def pr_opened_job(job) -> None:
     """The `pr-opened` job the webhook queues: a quiet job with no parent message of its own."""
-    from jobs.queue import set_info
+    from core.queue import set_info
 
     told = await pr_opened(job.services, job.params["repo"], job.params["pr"])
     await set_info(job.redis, job.key, status="done", detail="told the hand-out thread" if told else "not a hold")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import MergeFileFlag, MergeFlag
 
-from bot.names import is_branch
+from core.names import is_branch
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +183,10 @@ def resolve_commit(repo: pygit2.Repository, text: str) -> pygit2.Commit:
 
 
 def resolve_revision(repo: pygit2.Repository, text: str, branch_for=lambda name: name) -> pygit2.Commit:
-    """A revision in git's syntax (checked by bot.names.revision_problem: name or SHA, then ^, ^N, ~, ~N) to a
+    """A revision in git's syntax (checked by core.names.revision_problem: name or SHA, then ^, ^N, ~, ~N) to a
     commit: the name is a release (mapped by `branch_for`), a branch, a tag, or a SHA. pygit2 resolves it;
     nothing reaches a shell."""
-    from bot.names import revision_problem
+    from core.names import revision_problem
 
     problem = revision_problem(text)
     if problem:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pygit2
 
-from bot import render
+from core import render
 from jobs import fingerprint as fp
 from jobs import git
 
@@ -509,8 +509,8 @@ def _spans(upstream_repo, usha: str, matched: dict, abstract: bool, cfg: ProvCon
 # Command line ---------------------------------------------------------------------------------------------
 
 async def _cli(args) -> int:
-    from bot import config as config_mod
-    from bot.store import connect, resolve
+    from core import config as config_mod
+    from core.store import connect, resolve
 
     try:
         cfg_all = config_mod.load()
@@ -595,13 +595,13 @@ def _excerpt(repo, commit_sha: str, path: str | None, lines: list[int] | None, l
 async def run(job) -> None:
     """`/provenance <pr>` and pull_request webhooks: check the PR, report a check run, show the evidence."""
     from jobs import pull as pull_mod
-    from jobs.queue import set_info
+    from core.queue import set_info
     from jobs.runtime import JobFailed
 
     p = job.params
     quiet = bool(p.get("quiet"))
     if quiet and p.get("head"):
-        from jobs.queue import latest_head_key
+        from core.queue import latest_head_key
 
         latest = await job.redis.get(latest_head_key(p["repo"], p["pr"]))
         if latest is not None and latest.decode() != p["head"]:
@@ -697,7 +697,7 @@ def _finding_text(f: Finding, repo, upstream_repo) -> str:
 
 
 async def _second_look(job, f: Finding, repo, upstream_repo) -> str:
-    from bot import llm as llm_mod
+    from core import llm as llm_mod
 
     if not f.spans:
         return ""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from bot.github import GitHubError
+from core.github import GitHubError
 from jobs import git
 from jobs.runtime import JobFailed
 

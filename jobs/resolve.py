@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from bot import llm as llm_mod
-from bot import render
+from core import llm as llm_mod
+from core import render
 from jobs import git
 
 MARKERS = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)", re.M)

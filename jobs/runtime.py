@@ -16,10 +16,10 @@ from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from bot import render
-from bot.audit import Audit, scrub
-from bot.chat import Chat
-from jobs.queue import info_key, job_info, set_info
+from core import render
+from core.audit import Audit, scrub
+from core.chat import Chat
+from core.queue import info_key, job_info, set_info
 
 log = logging.getLogger(__name__)
 

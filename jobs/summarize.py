@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from bot import llm as llm_mod
-from bot import render
-from bot.github import GitHubError
+from core import llm as llm_mod
+from core import render
+from core.github import GitHubError
 from jobs import digest as digest_mod
 from jobs import git
 from jobs.digest import FileChange, clean

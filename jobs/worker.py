@@ -13,14 +13,14 @@ import time
 
 from saq import Worker
 
-from bot import config as config_mod
-from bot import render
-from bot.audit import scrub
-from bot.chat import CannotPost
-from bot.quotas import OverBudget, spender
-from bot.chat import Chat
-from bot.services import Services
-from jobs.queue import job_info
+from core import config as config_mod
+from core import render
+from core.audit import scrub
+from core.chat import CannotPost
+from core.quotas import OverBudget, spender
+from core.chat import Chat
+from core.services import Services
+from core.queue import job_info
 from jobs.runtime import JobFailed, JobRun, NeedsPerson, RecordLost
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ async def run_job(ctx: dict, *, request: dict) -> str:
 async def _cannot_post(services: Services, run: JobRun, exc: Exception) -> str:
     """The conversation the command came from is one the bot can't post in: the job can't report, so it ends
     failed in its record, and the person who asked hears why through the command's response_url."""
-    from jobs.queue import set_info
+    from core.queue import set_info
 
     reason = ("I can't post in this conversation (a private channel I am not in, or a direct message between "
               "people), so the job was not run. Invite me here, or run the command in a channel I am in.")
@@ -128,7 +128,7 @@ async def _record_lost(services: Services, key: str, request: dict) -> str:
 async def reconcile(services: Services, grace_s: float = 120, limit: int = 200) -> list[str]:
     """Records that say a job is queued or running while its queue entry is gone (evicted, or lost some other
     way) end as a visible failure; records that ended leave the open set. Returns the keys failed."""
-    from jobs.queue import OPEN, set_info
+    from core.queue import OPEN, set_info
     from jobs.runtime import JobThread
 
     failed = []
@@ -179,7 +179,7 @@ def kinds() -> dict:
 
 async def gh_reply(job) -> None:
     """A comment on a GitHub PR that the webhook decided on (quiet: no Slack thread), made once per mark."""
-    from jobs.queue import set_info
+    from core.queue import set_info
 
     p = job.params
     once = f"bot:gh-reply:{p['repo']}#{p['pr']}:{p['mark']}"         # once ever, not once per run
@@ -345,8 +345,8 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
 
 
 async def amain() -> None:
-    from bot import slack
-    from bot.store import require_store, resolve
+    from core import slack
+    from core.store import require_store, resolve
 
     try:
         cfg = config_mod.load()
@@ -372,9 +372,9 @@ async def amain() -> None:
 
 
 def main() -> None:
-    from bot.logs import setup
+    from core.logs import setup
 
-    from bot.config import ConfigError, load_env
+    from core.config import ConfigError, load_env
 
     try:
         secrets = load_env().secrets()

@@ -19,8 +19,8 @@ import pytest
 import redis as syncredis
 from aiohttp import ClientSession, web
 
-from bot import config as config_mod
-from bot.store import EmbeddedValkey, free_port
+from core import config as config_mod
+from core.store import EmbeddedValkey, free_port
 from tests.fakes.anthropic import KEY as ANTHROPIC_KEY
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.github import TOKEN as GITHUB_TOKEN
@@ -124,8 +124,8 @@ class Bot:
     """A whole bot: the aiohttp web app on a loopback port and an in-process SAQ worker."""
 
     def __init__(self, config, redis_url: str, slack: FakeSlack):
-        from bot import slack as slack_mod
-        from bot.services import Services
+        from core import slack as slack_mod
+        from core.services import Services
 
         self.config = config
         self.slack = slack
@@ -204,7 +204,7 @@ class Bot:
 
     async def final(self, key: str, timeout: float = 60) -> dict:
         """Wait until the job's parent shows a final status; returns the job record."""
-        from jobs.queue import job_info
+        from core.queue import job_info
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -131,7 +131,7 @@ async def test_user_group_members_are_maintainers(make_bot, remote, slack):
 async def test_same_request_twice_points_at_the_first_job(make_bot, remote, slack):
     fix = seed(remote)
     bot = await make_bot(config_dict(remote), worker=False)
-    from jobs.queue import job_info
+    from core.queue import job_info
     from jobs.worker import announce
 
     announcer = asyncio.create_task(announce(bot.services))   # posts parents; no job slot runs the job
@@ -183,7 +183,7 @@ async def test_healthz_and_metrics(make_bot, remote):
 async def test_a_command_from_a_conversation_the_bot_cannot_post_in_ends_failed_and_says_so(make_bot, remote, slack):
     """A private channel the bot is not in (Slack answers channel_not_found): the job does not die on every
     attempt with nobody told; it ends failed in its record and answers through the command's response_url."""
-    from jobs.queue import job_info
+    from core.queue import job_info
 
     fix = seed(remote)
     slack.outside.add("CPRIVATE1")

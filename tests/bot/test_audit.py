@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.audit import Audit
-from bot.store import connect
+from core.audit import Audit
+from core.store import connect
 
 
 async def test_entries_expire_after_thirty_days_and_are_scrubbed(redis_url):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import config as config_mod
-from bot.config import ConfigError
+from core import config as config_mod
+from core.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.github import GitHubClient, GitHubError, verify_signature
+from core.github import GitHubClient, GitHubError, verify_signature
 from tests.fakes.github import TOKEN
 
 

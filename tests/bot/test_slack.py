@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from bot import config as config_mod
-from bot import slack as slack_mod
-from bot.chat import ChatError
+from core import config as config_mod
+from core import slack as slack_mod
+from core.chat import ChatError
 from tests.bot.test_app import seed
 from tests.conftest import CHANNEL, MAINTAINER, config_dict, env_for
 from tests.fakes.slack import APP_TOKEN
@@ -45,8 +45,8 @@ async def test_a_service_that_stays_down_is_a_clear_error(slack, tmp_path):
 
 async def test_socket_mode_runs_commands_over_the_socket(tmp_path, slack, github, redis_url, remote):
     from bot.app import serve
-    from bot.services import Services
-    from bot.store import free_port
+    from core.services import Services
+    from core.store import free_port
 
     fix = seed(remote)
     env = env_for(tmp_path, slack, github, None, redis_url)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from saq import Queue
 
-from bot.store import EmbeddedValkey, resolve
-from bot.config import Env
-from jobs.queue import JobRequest, make_queue, submit
+from core.store import EmbeddedValkey, resolve
+from core.config import Env
+from core.queue import JobRequest, make_queue, submit
 
 
 async def test_queued_jobs_survive_a_restart(tmp_path):
@@ -14,7 +14,7 @@ async def test_queued_jobs_survive_a_restart(tmp_path):
     url = server.start()
     port = server.port
     try:
-        from bot.store import connect
+        from core.store import connect
 
         redis = connect(url)
         queue = make_queue(url)
@@ -69,7 +69,7 @@ def test_a_store_that_evicts_keys_stops_start_up_unless_accepted(tmp_path):
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "maxmemory-policy allkeys-lru" in lines[0] and "noeviction" in lines[0]
-        from bot.store import eviction_problem
+        from core.store import eviction_problem
 
         error, warning = eviction_problem(url, allow_eviction=True)
         assert error == "" and warning.startswith("WARNING:")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import config as config_mod
+from core import config as config_mod
 from commands import backport
 from commands.base import PRRef, RangeRef, Usage, parse_commit_or_pr, parse_person, parse_pr, parse_releases
 

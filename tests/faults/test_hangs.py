@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from bot import config as config_mod
-from bot import slack as slack_mod
-from bot.chat import ChatError
-from bot.github import GitHubClient, GitHubError
+from core import config as config_mod
+from core import slack as slack_mod
+from core.chat import ChatError
+from core.github import GitHubClient, GitHubError
 from tests.conftest import CHANNEL, env_for
 from tests.fakes.github import TOKEN
 

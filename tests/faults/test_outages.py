@@ -89,7 +89,7 @@ async def test_a_job_whose_record_was_evicted_fails_visibly(make_bot, remote, sl
 
 
 async def test_a_job_whose_queue_entry_was_evicted_ends_failed(make_bot, remote, slack):
-    from jobs.queue import job_info
+    from core.queue import job_info
     from jobs.worker import reconcile
 
     base = remote.commit("main", {"a.c": numbered(10)}, "Initial")

@@ -8,8 +8,8 @@ import asyncio
 
 from aiohttp import ClientSession
 
-from bot import config as config_mod
-from bot.store import EmbeddedValkey
+from core import config as config_mod
+from core.store import EmbeddedValkey
 from tests.bot.test_app import seed
 from tests.conftest import Bot, config_dict, env_for
 

@@ -10,9 +10,9 @@ import urllib.parse
 import pytest
 from aiohttp import ClientSession
 
-from bot import config as config_mod
-from bot.auth import CONSOLE_USER
-from bot.logs import ScrubSecrets
+from core import config as config_mod
+from core.auth import CONSOLE_USER
+from core.logs import ScrubSecrets
 from jobs import fingerprint as fp
 from jobs.resolve import Workspace, check_input
 from tests.bot.test_app import seed

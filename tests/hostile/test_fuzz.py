@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import commands
-from bot import config as config_mod
+from core import config as config_mod
 from bot import webhook
 from bot.console import ConsoleChat
-from bot.services import Services
+from core.services import Services
 from commands.base import Invocation
 from tests.conftest import MAINTAINER
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.quotas import QuotaConfig, Quotas
-from jobs.queue import job_info
+from core.quotas import QuotaConfig, Quotas
+from core.queue import job_info
 from tests.bot.test_app import seed
 from tests.conftest import config_dict
 from tests.jobs.test_summarize import small_pr

@@ -9,7 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import render
+from core import render
 from jobs import digest
 from jobs import provenance
 from jobs.summarize import ModelResult, _render_result

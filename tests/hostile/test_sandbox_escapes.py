@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audit import Audit
-from jobs import sandbox
+from core.audit import Audit
+from core import sandbox
 from tests.conftest import CHANNEL, config_dict
 from tests.jobs.test_adversarial import SECURITY, private
 from tests.jobs.test_adversarial import setup as adversarial_setup

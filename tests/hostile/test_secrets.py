@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import logging
 
-from bot.audit import Audit
-from bot.logs import ScrubSecrets
+from core.audit import Audit
+from core.logs import ScrubSecrets
 from tests.conftest import SIGNING_SECRET, WEBHOOK_SECRET, config_dict
 from tests.fakes.anthropic import KEY as ANTHROPIC_KEY
 from tests.fakes.anthropic import tool

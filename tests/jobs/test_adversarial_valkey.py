@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from jobs import sandbox
+from core import sandbox
 from tests.conftest import config_dict
 from tests.jobs.test_adversarial import SECURITY, private
 

@@ -10,7 +10,8 @@ import shutil
 
 import pytest
 
-from jobs import attack, sandbox
+from jobs import attack
+from core import sandbox
 
 pytestmark = pytest.mark.skipif(not sandbox.available(), reason=f"no sandbox on this machine: {sandbox.probe()}")
 

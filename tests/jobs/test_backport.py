@@ -303,7 +303,7 @@ def daemon_remote(tmp_path):
     import subprocess
     import time
 
-    from bot.store import free_port
+    from core.store import free_port
     from tests.gitrepo import RepoBuilder
 
     if shutil.which("git") is None:

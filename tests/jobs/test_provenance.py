@@ -13,7 +13,7 @@ import pygit2
 import pytest
 import tomli_w
 
-from bot.store import connect
+from core.store import connect
 from jobs import provenance
 from tests.gitrepo import RepoBuilder
 

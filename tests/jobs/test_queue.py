@@ -7,7 +7,7 @@ import json
 
 import redis.asyncio as aioredis
 
-from jobs.queue import BotJob, JobRequest, job_info, make_queue, submit
+from core.queue import BotJob, JobRequest, job_info, make_queue, submit
 
 
 def request(**params) -> JobRequest:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import sandbox
-from jobs.sandbox import Limits, Unavailable
+from core import sandbox
+from core.sandbox import Limits, Unavailable
 
 pytestmark = pytest.mark.skipif(not sandbox.available(), reason=f"no sandbox on this machine: {sandbox.probe()}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import tomli_w
 
-from jobs.queue import job_info
+from core.queue import job_info
 from tests.bot.test_app import seed
 from tests.conftest import config_dict, env_for
 from tests.jobs.test_sandbox import alive_with
@@ -72,7 +72,7 @@ async def test_killed_worker_job_is_recovered_and_completes_once(tmp_path, make_
     thread = [m["text"] for m in slack.thread(info["thread_ts"])]
     assert sum("Backport ready for review" in t for t in thread) == 1
     assert sum(t.startswith("Resolved:") for t in thread) == 1      # not repeated by the second attempt
-    from bot.audit import Audit
+    from core.audit import Audit
 
     kinds = [(e["stage"], e["kind"]) for e in await Audit(bot.services.redis, key).entries()]
     assert kinds.count(("test", "start")) == 2          # the test stage ran again, the rest resumed
@@ -86,7 +86,7 @@ async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url)
 
     from saq import Status
 
-    from jobs.queue import BotJob, JobRequest, make_queue, submit
+    from core.queue import BotJob, JobRequest, make_queue, submit
     from jobs.worker import Heartbeats
 
     queue, redis = make_queue(redis_url, name="hb"), aioredis.from_url(redis_url)
@@ -130,7 +130,7 @@ async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url)
 async def test_a_job_swept_from_a_live_worker_is_not_run_twice_at_once(make_bot, remote, github, slack):
     """The sweep hands a job whose heartbeat went quiet to another worker. The first worker, still alive,
     notices at its next beat, stops its run and writes nothing back: one PR, one final reply."""
-    from bot.audit import Audit
+    from core.audit import Audit
     from jobs.worker import make_worker
 
     fix = seed(remote)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.chat import Chat, ChatError
+from core.chat import Chat, ChatError
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bot.audit import scrub
+from core.audit import scrub
 
 OUTPUT_MAX = 2_000_000  # bytes of output kept; beyond that the head is dropped
 MOUNT = "/checkout"

@@ -9,15 +9,15 @@ from typing import Callable
 import redis.asyncio as aioredis
 from saq import Queue
 
-from bot import llm
-from bot.auth import Authorizer
-from bot.chat import Chat
-from bot.config import Config
-from bot.github import GitHubClient
-from bot.metrics import Metrics
-from bot.quotas import Quotas
-from bot.store import connect
-from jobs.queue import make_queue
+from core import llm
+from core.auth import Authorizer
+from core.chat import Chat
+from core.config import Config
+from core.github import GitHubClient
+from core.metrics import Metrics
+from core.quotas import Quotas
+from core.store import connect
+from core.queue import make_queue
 
 
 @dataclass

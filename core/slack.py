@@ -11,8 +11,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import NOT_POSTABLE, CannotPost, ChatError
-from bot.config import Env
+from core.chat import NOT_POSTABLE, CannotPost, ChatError
+from core.config import Env
 
 
 def web_client(env: Env, timeout: int = 15) -> AsyncWebClient:

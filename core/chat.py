@@ -1,4 +1,4 @@
-"""What a job or command needs from a chat surface. Slack (bot/slack.py) and the console (bot/console.py)
+"""What a job or command needs from a chat surface. Slack (core/slack.py) and the console (bot/console.py)
 both implement it, so nothing else in the bot knows which one it is talking to."""
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.names import branch_problem
-from bot.quotas import QuotaConfig
+from core.names import branch_problem
+from core.quotas import QuotaConfig
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -39,7 +39,7 @@ class AdversarialConfig:
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """`[sandbox]` (or `[repos.sandbox]`): limits of the sandbox that runs repository code (jobs/sandbox.py)."""
+    """`[sandbox]` (or `[repos.sandbox]`): limits of the sandbox that runs repository code (core/sandbox.py)."""
 
     allow_unisolated: bool = False
     memory_mb: int = 4096

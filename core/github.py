@@ -13,7 +13,7 @@ from typing import Any
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import GitHubException, RequestFailed
 
-from bot.audit import scrub
+from core.audit import scrub
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.audit import scrub
+from core.audit import scrub
 
 
 class ScrubSecrets(logging.Filter):
