@@ -20,6 +20,7 @@ from bot.console import ConsoleChat  # noqa: E402
 from core.services import Services  # noqa: E402
 from core.store import EmbeddedValkey  # noqa: E402
 from core.queue import JobRequest, submit  # noqa: E402
+from jobs.kinds import NOOP, NoopParams  # noqa: E402
 from jobs.worker import make_worker  # noqa: E402
 
 
@@ -79,7 +80,8 @@ async def ours(url: str, n: int, concurrency: int, tmp: Path, name: str, width: 
     worker = make_worker(services)
     task = asyncio.create_task(worker.start())
     started = time.perf_counter()
-    reqs = [JobRequest(kind="noop", params={"i": i, "run": name, "quiet": True}, summary="noop", channel="console", dest="console")
+    reqs = [JobRequest(kind=NOOP, params=NoopParams(tag=f"{name}-{i}", quiet=True), summary="noop", channel="console",
+                       dest="console")
             for i in range(n)]
     keys: list[str] = []
 

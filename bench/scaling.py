@@ -20,6 +20,8 @@ import tomli_w  # noqa: E402
 
 from core.store import EmbeddedValkey, connect  # noqa: E402
 from core.queue import JobRequest, job_info, make_queue, submit  # noqa: E402
+from jobs import backport  # noqa: E402
+from jobs.backport import BackportParams  # noqa: E402
 from tests.conftest import MAINTAINER  # noqa: E402
 from tests.fakes.github import TOKEN as GITHUB_TOKEN  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
@@ -40,7 +42,7 @@ async def burst(url: str, env: dict, release: str, fixes: list[str], workers: in
         started = time.perf_counter()
         keys = []
         for sha in fixes:
-            req = JobRequest(kind="backport", params={"repo": "acme/widget", "release": release, "refs": [sha]},
+            req = JobRequest(kind=backport.KIND, params=BackportParams(repo="acme/widget", release=release, refs=(sha,)),
                              summary=f"backport {sha[:10]}", requester=MAINTAINER, channel="CBENCH001")
             keys.append((await submit(queue, redis, req)).key)
         while True:

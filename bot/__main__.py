@@ -7,8 +7,11 @@ import asyncio
 import logging
 import sys
 
+from bot import app, console, demo
 from core import config as config_mod
+from core import slack
 from core.logs import setup as setup_logging
+from core.services import Services
 from core.store import require_store, resolve
 
 
@@ -46,8 +49,6 @@ def main() -> None:
 
 
 async def _console(cfg, url: str) -> None:
-    from bot import console, demo
-
     banner = "maintainer-bot console (no Slack tokens set). Type /help for the commands; Ctrl-D quits."
     if cfg.demo:
         cfg, info = demo.config(cfg, cfg.env.data_dir)
@@ -59,10 +60,6 @@ async def _console(cfg, url: str) -> None:
 
 
 async def _web(cfg, url: str) -> None:
-    from bot import app
-    from core import slack
-    from core.services import Services
-
     client = slack.web_client(cfg.env)
     services = Services.build(cfg, url, {"slack": slack.SlackChat(client)})
     try:

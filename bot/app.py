@@ -136,7 +136,7 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
         return web.Response(text=services.metrics.render(gauges), content_type="text/plain")
 
     app.router.add_post("/slack/events", slack_events)
-    app.router.add_post("/github/webhook", webhook.handle)
+    app.router.add_post("/github/webhook", webhook.make_handler(services))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
@@ -158,7 +158,7 @@ async def serve(services: Services, client, port: int, socket_mode: bool, ready:
         handler = AsyncSocketModeHandler(bolt, services.config.env.slack_app_token)
         await handler.connect_async()
     log.info("listening on port %s (%s)", port, "socket mode" if socket_mode else "HTTP mode")
-    checking = asyncio.create_task(check_channels(services, client))
+    checking = asyncio.create_task(check_channels(services, client))  # noqa: F841  (runs beside serving)
     # Everything loaded so far lives as long as the process: keep it out of the collector's full passes, which
     # otherwise walk every module and class now and then in the middle of a request.
     gc.collect()

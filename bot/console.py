@@ -12,13 +12,14 @@ import sys
 from typing import TextIO
 
 import commands
+from commands import jobctl
+from commands.base import Invocation
 from core import render
 from core.auth import CONSOLE_USER
 from core.config import Config
-from core.services import Services
-from commands import jobctl
-from commands.base import Invocation
 from core.queue import ALIVE
+from core.services import Services
+from jobs.worker import make_worker
 
 MARKUP = [(re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>"), r"@\1"), (re.compile(r"<!subteam\^([A-Z0-9]+)>"), r"@\1"),
           (re.compile(r"<#([A-Z0-9]+)(?:\|[^>]*)?>"), r"#\1"), (re.compile(r"<(https?://[^|>]+)\|([^>]+)>"), r"\2 (\1)"),
@@ -134,7 +135,6 @@ async def wait_for_jobs(services: Services, keys: list[str], timeout_s: float = 
 
 async def run(config: Config, url: str, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
               banner: str = "") -> None:
-    from jobs.worker import make_worker
 
     chat = ConsoleChat(out)
     services = Services.build(config, url, {"console": chat}, queue_name="console")

@@ -12,12 +12,14 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
 from redis.exceptions import RedisError
 
-from core.quotas import new_token
-from commands.base import Command, Invocation, Later, Reply, Usage, shown
+from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
+from commands.base import Command, Invocation, Later, Reply, Usage, in_background, shown
 from core.queue import JobRequest, QueueUnavailable, Submitted, submit
+from core.quotas import new_token
+from jobs.kinds import KINDS
+from jobs.runtime import JobThread
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ COMMANDS: dict[str, Command] = {
     c.name: c for c in (backport.COMMAND, summarize.COMMAND, firstissue.COMMAND, provenance.COMMAND,
                         adversarial.COMMAND)
 }
+# Each job kind that names a command has its parser here, and each parser builds that kind's parameters.
+_MISSING = sorted(set(KINDS.commands()) ^ {c.kind.command for c in COMMANDS.values() if c.kind is not None})
+if _MISSING:
+    raise ImportError(f"job kinds and commands disagree about: {', '.join(_MISSING)}")
 SUBMIT_TIMEOUT_S = 2.0  # for all of a command's jobs: Slack wants an answer within 3 s
 
 
@@ -140,7 +146,7 @@ async def _ack_text(services, inv: Invocation, requests: list[JobRequest], submi
         if sub.info.get("thread_ts") and chat is not None:
             try:
                 where = await asyncio.wait_for(chat.permalink(sub.info["channel"], sub.info["thread_ts"]), 0.8)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pass
         lines.append(f"Already in progress as job `{sub.key}` {where} — not starting another.".replace("  ", " "))
     return "\n".join(lines)
@@ -149,8 +155,6 @@ async def _ack_text(services, inv: Invocation, requests: list[JobRequest], submi
 async def start_threads(services, chat, outcome: Outcome) -> None:
     """Post each new job's parent message now (the console does, to print it right under the command; in Slack
     a worker's announcer does it, and the claim keeps it to one post either way)."""
-    from jobs.runtime import JobThread
-
     for sub in outcome.created:
         await JobThread(chat, services.redis, sub.key, info=sub.info).parent_ts()
 
@@ -162,23 +166,6 @@ async def finish_later(outcome: Outcome) -> str:
     except Exception as exc:
         log.warning("deferred command work failed: %s", exc)
         return f"That did not work: {str(exc)[:300]}"
-
-
-_BACKGROUND: set[asyncio.Task] = set()
-
-
-def in_background(coro) -> asyncio.Task:
-    """Run work that follows an ack without holding the HTTP answer; failures are logged, never lost silently."""
-    task = asyncio.create_task(coro)
-    _BACKGROUND.add(task)
-
-    def done(t: asyncio.Task) -> None:
-        _BACKGROUND.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.warning("work after an ack failed: %s", t.exception())
-
-    task.add_done_callback(done)
-    return task
 
 
 def register(app, services) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from core.names import ascii_int
 from commands.base import Command, Invocation, PRRef, Reply, Usage, parse_pr
+from core.names import ascii_int
 from core.queue import JobRequest
+from jobs import adversarial
+from jobs.adversarial import AdversarialParams
 
 MAX_ATTEMPTS = 100_000
 
@@ -24,11 +26,11 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
         return Reply("Adversarial runs need `[slack] security_channel` (findings may be embargoed and go only "
                      "there). Nothing was queued.")
     if isinstance(ref, PRRef):
-        params, what = {"repo": ref.repo, "pr": ref.number, "attempts": attempts}, f"#{ref.number}"
+        params = AdversarialParams(repo=ref.repo, pr=ref.number, attempts=attempts or 0)
     else:
-        params = {"repo": ref.repo, "base": ref.base, "head": ref.head, "attempts": attempts}
-        what = f"{ref.base}..{ref.head}"
-    return JobRequest(kind="adversarial", params=params, summary=f"adversarial run on {what} ({ref.repo})",
+        params = AdversarialParams(repo=ref.repo, base=ref.base, head=ref.head, attempts=attempts or 0)
+    what = params.label
+    return JobRequest(kind=adversarial.KIND, params=params, summary=f"adversarial run on {what} ({ref.repo})",
                       requester=inv.user, channel=inv.channel, dest=inv.dest)
 
 
@@ -38,5 +40,6 @@ COMMAND = Command(
     summary="let an agent try to crash a pull request's code or corrupt data; findings go to the security channel",
     maintainers_only=True,
     run=run,
+    kind=adversarial.KIND,
     examples=("/adversarial PR#1234", "/adversarial PR#1234 500"),
 )

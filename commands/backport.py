@@ -5,8 +5,18 @@ release, the commits and the PR exist is the job's first stage; here we only che
 
 from __future__ import annotations
 
-from commands.base import Command, Invocation, PRRef, Usage, parse_commit_or_pr, parse_releases, shown
+from commands.base import (
+    Command,
+    Invocation,
+    PRRef,
+    Usage,
+    parse_commit_or_pr,
+    parse_releases,
+    shown,
+)
 from core.queue import JobRequest
+from jobs import backport
+from jobs.backport import BackportParams
 
 MAX_REFS = 20
 
@@ -35,7 +45,7 @@ async def run(inv: Invocation, args: list[str]) -> list[JobRequest]:
         raise Usage(f"{shown(' '.join(ref_texts))} names the same ref twice")
     shown_refs = " ".join(r if r.startswith("#") else r[:10] for r in ref_texts)
     return [
-        JobRequest(kind="backport", params={"repo": repo, "release": release, "refs": ref_texts},
+        JobRequest(kind=backport.KIND, params=BackportParams(repo=repo, release=release, refs=tuple(ref_texts)),
                    summary=f"backport {shown_refs} → {release} ({repo})", requester=inv.user,
                    channel=inv.channel, dest=inv.dest)
         for release in releases
@@ -48,5 +58,6 @@ COMMAND = Command(
     summary="cherry-pick commits or a merged PR onto release branches, test, and open a backport PR",
     maintainers_only=True,
     run=run,
+    kind=backport.KIND,
     examples=("/backport 9.1 abc1234", "/backport 9.1,8.1 PR#1234"),
 )

@@ -4,11 +4,14 @@ short reason; nothing here touches the network."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from core.config import REPO_NAME, Config
+from core.kinds import Kind
 from core.names import branch_problem, revision_problem
 from core.queue import JobRequest
 
@@ -80,13 +83,20 @@ class RangeRef:
 
 @dataclass
 class Command:
+    """A slash command: its parser (`run`) turns the typed text into an answer, or into requests for `kind`."""
+
     name: str                      # without the slash
     usage: str                     # "/backport <release>[,<release>...] <ref> [<ref>...]"
     summary: str
     maintainers_only: bool
-    run: Callable[[Invocation, list[str]], Awaitable["Reply | Later | JobRequest | list[JobRequest]"]]
+    run: Callable[[Invocation, list[str]], Awaitable[Reply | Later | JobRequest | list[JobRequest]]]
     examples: tuple[str, ...] = ()
     who: str = ""                  # who may run it, when more nuanced than maintainers_only
+    kind: Kind | None = None       # the job kind it asks for (whose `command` is this name)
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind.command != self.name:
+            raise ValueError(f"/{self.name} asks for {self.kind.name} jobs, whose command is /{self.kind.command}")
 
     def help(self) -> str:
         who = self.who or ("maintainers" if self.maintainers_only else "anyone")
@@ -164,3 +174,21 @@ def shown(text: str, limit: int = 40) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return f"`{text}`"
+
+
+log = logging.getLogger(__name__)
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def in_background(coro) -> asyncio.Task:
+    """Run work that follows an ack without holding the HTTP answer; failures are logged, never lost silently."""
+    task = asyncio.create_task(coro)
+    _BACKGROUND.add(task)
+
+    def done(t: asyncio.Task) -> None:
+        _BACKGROUND.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.warning("work after an ack failed: %s", t.exception())
+
+    task.add_done_callback(done)
+    return task

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import re
 
+from commands.base import (
+    Command,
+    Invocation,
+    Later,
+    PRRef,
+    Reply,
+    Usage,
+    parse_person,
+    parse_pr,
+)
 from core.github import GitHubError
-from commands.base import Command, Invocation, Later, PRRef, Reply, Usage, parse_person, parse_pr
-from jobs import firstissue
 from core.queue import JobRequest
+from jobs import firstissue
+from jobs.firstissue import FirstIssueParams
 
 LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 
@@ -53,8 +63,8 @@ async def run(inv: Invocation, args: list[str]) -> Reply | Later | JobRequest:
     if len(args) > 2 or (len(args) == 2 and args[1] != "--another"):
         raise Usage("name exactly one newcomer (add --another to give a second issue)")
     user, name = parse_person(args[0])
-    return JobRequest(kind="firstissue", params={"repo": repo, "user": user, "name": name,
-                                                 "another": len(args) == 2},
+    return JobRequest(kind=firstissue.KIND,
+                      params=FirstIssueParams(repo=repo, user=user, name=name, another=len(args) == 2),
                       summary=f"first issue for <@{user}>" if user else f"first issue for @{name}",
                       requester=inv.user, channel=inv.channel, dest=inv.dest)
 
@@ -137,6 +147,7 @@ COMMAND = Command(
     summary="hand a privately curated good-first issue to a named newcomer",
     maintainers_only=False,   # checked per subcommand: anyone may link themselves
     run=run,
+    kind=firstissue.KIND,
     examples=("/firstissue @newcomer", "/firstissue add #1234 small parser fix", "/firstissue list"),
     who="maintainers; anyone may link their own login",
 )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 
+from commands.base import in_background
 from core import render
+from core.audit import Audit
 from core.queue import job_info, requeue, set_info
 from jobs.runtime import JobThread
 
@@ -70,8 +72,6 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
 
 async def describe(services, key: str) -> str:
     """A job's status and the tail of its audit log (console `/job <id>`)."""
-    from core.audit import Audit
-
     info = await job_info(services.redis, key)
     if not info:
         return f"No job `{key}` is known (jobs are kept 30 days)."
@@ -83,8 +83,6 @@ async def describe(services, key: str) -> str:
 
 def register(app, services) -> None:
     chat = services.chats["slack"]
-
-    from commands import in_background
 
     @app.action("job_retry")
     async def on_retry(ack, body):

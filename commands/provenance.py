@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from commands.base import Command, Invocation, PRRef, Reply, Usage, parse_pr
 from core.queue import JobRequest
+from jobs import provenance
+from jobs.provenance import ProvenanceParams
 
 
 async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
@@ -14,10 +16,11 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
         return Reply("Provenance checks are not configured: add a [provenance] table to bot.toml "
                      "(upstream, tainted, allowed). Nothing was queued.")
     if isinstance(ref, PRRef):
-        params, what = {"repo": ref.repo, "pr": ref.number}, f"#{ref.number}"
+        params = ProvenanceParams(repo=ref.repo, pr=ref.number)
     else:
-        params, what = {"repo": ref.repo, "base": ref.base, "head": ref.head}, f"{ref.base}..{ref.head}"
-    return JobRequest(kind="provenance", params=params, summary=f"provenance of {what} ({ref.repo})",
+        params = ProvenanceParams(repo=ref.repo, base=ref.base, head=ref.head)
+    what = params.label
+    return JobRequest(kind=provenance.KIND, params=params, summary=f"provenance of {what} ({ref.repo})",
                       requester=inv.user, channel=inv.channel, dest=inv.dest)
 
 
@@ -27,5 +30,6 @@ COMMAND = Command(
     summary="check a pull request for code derived from a forbidden upstream",
     maintainers_only=True,
     run=run,
+    kind=provenance.KIND,
     examples=("/provenance PR#1234",),
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from commands.base import Command, Invocation, PRRef, Usage, parse_pr
 from core.queue import JobRequest
+from jobs import summarize
+from jobs.summarize import SummarizeParams
 
 
 async def run(inv: Invocation, args: list[str]) -> JobRequest:
@@ -11,12 +13,11 @@ async def run(inv: Invocation, args: list[str]) -> JobRequest:
         raise Usage("give exactly one pull request")
     ref = parse_pr(inv.config, args[0])
     if isinstance(ref, PRRef):
-        params = {"repo": ref.repo, "pr": ref.number}
-        what = f"#{ref.number}"
+        params = SummarizeParams(repo=ref.repo, pr=ref.number)
     else:
-        params = {"repo": ref.repo, "base": ref.base, "head": ref.head}
-        what = f"{ref.base}..{ref.head}"
-    return JobRequest(kind="summarize", params=params, summary=f"summarize {what} ({ref.repo})",
+        params = SummarizeParams(repo=ref.repo, base=ref.base, head=ref.head)
+    what = params.label
+    return JobRequest(kind=summarize.KIND, params=params, summary=f"summarize {what} ({ref.repo})",
                       requester=inv.user, channel=inv.channel, dest=inv.dest)
 
 
@@ -26,5 +27,6 @@ COMMAND = Command(
     summary="the key changes of a pull request, with what was and was not read",
     maintainers_only=False,
     run=run,
+    kind=summarize.KIND,
     examples=("/summarize PR#1234", "/summarize valkey-io/valkey#1234", "/summarize 9.0..unstable"),
 )

@@ -51,7 +51,7 @@ class GitHubClient:
             self._default = GitHub(AppAuthStrategy(app_id, private_key), **kwargs)
 
     @classmethod
-    def from_env(cls, env) -> "GitHubClient | None":
+    def from_env(cls, env) -> GitHubClient | None:
         if env.github_token:
             return cls(env.github_api_url, token=env.github_token)
         if env.github_app_id:
@@ -187,3 +187,19 @@ class GitHubClient:
     async def permission(self, repo: str, login: str) -> str:
         resp = await self.request(repo, "GET", f"/repos/{repo}/collaborators/{login}/permission")
         return resp.get("permission", "none")
+
+
+WRITE = {"admin", "maintain", "write"}
+
+
+async def can_write(github: GitHubClient | None, repo: str, login: str) -> bool:
+    """Whether `login` may write to `repo`: the authorisation behind every GitHub-side trigger. A 4xx (no such
+    user, no access) is a no; a 5xx is raised, for GitHub's redelivery to try again."""
+    if github is None:
+        return False
+    try:
+        return await github.permission(repo, login) in WRITE
+    except GitHubError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            return False
+        raise

@@ -19,11 +19,11 @@ from saq import Job, Queue, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now
 
+from core.kinds import BadParams, Kind, Params
+
 log = logging.getLogger(__name__)
 
 ALIVE = {Status.NEW, Status.QUEUED, Status.ACTIVE}
-PREFIXES = {"backport": "bp", "summarize": "sum", "firstissue": "fi", "provenance": "prov",
-            "adversarial": "adv", "pr-opened": "pro", "gh-reply": "ghr"}
 
 
 class QueueUnavailable(Exception):
@@ -32,10 +32,10 @@ class QueueUnavailable(Exception):
 
 @dataclass
 class JobRequest:
-    """What a command or webhook asks a worker to do."""
+    """What a command, a webhook trigger or a button asks a worker to do: a kind and its typed parameters."""
 
-    kind: str
-    params: dict
+    kind: Kind
+    params: Params
     summary: str                      # one line for people: "backport abc1234 → 9.1"
     requester: str = ""               # Slack user ID; empty for GitHub-triggered jobs
     channel: str = ""                 # where the thread lives
@@ -43,11 +43,19 @@ class JobRequest:
     origin: dict = field(default_factory=dict)  # e.g. the GitHub comment that asked
     priority: str = "normal"          # "low": webhook checks and outsiders' commands, served by their own slots
     response_url: str = ""            # where to answer the requester when the thread can't be posted
+    after: dict = field(default_factory=dict)   # store keys set once the job is queued (a webhook's marks)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, self.kind.params):
+            raise BadParams(f"a {self.kind.name} job takes {self.kind.params.__name__}, "
+                            f"not {type(self.params).__name__}")
+        if self.priority not in ("normal", "low"):
+            raise ValueError(f"priority {self.priority!r} is neither normal nor low")
 
     def for_worker(self) -> dict:
         """What the job itself carries: what a worker reads. Where its thread is, and the summary, live in the
         job record, written in the same step; a small job is serialised faster at each of its status changes."""
-        return {"kind": self.kind, "params": self.params, "dest": self.dest, "requester": self.requester}
+        return {"kind": self.kind.name, "params": self.params.dump(), "dest": self.dest, "requester": self.requester}
 
     @property
     def key(self) -> str:
@@ -56,12 +64,12 @@ class JobRequest:
 
     def keyed(self) -> tuple[str, str]:
         """The key, and the params as JSON (sorted keys), which the job record keeps."""
-        params = json.dumps(self.params, sort_keys=True)
-        canonical = f'{{"kind": {json.dumps(self.kind)}, "params": {params}}}'
+        params = json.dumps(self.params.dump(), sort_keys=True)
+        canonical = f'{{"kind": {json.dumps(self.kind.name)}, "params": {params}}}'
         if self.priority != "normal":      # lives in another queue: never the same job as a normal one
             canonical += f" {self.priority}"
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
-        return f"{PREFIXES.get(self.kind, self.kind)}-{digest}", params
+        return f"{self.kind.prefix}-{digest}", params
 
 
 @dataclass
@@ -272,7 +280,7 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
         job = BotJob(function="run_job", key=key, kwargs={"request": req.for_worker()}, timeout=timeout_s,
                   heartbeat=heartbeat_s, retries=retries, retry_delay=2.0, retry_backoff=60.0,
                   ttl=ttl_days * 86400)
-        info = {"kind": req.kind, "summary": req.summary, "requester": req.requester, "channel": req.channel,
+        info = {"kind": req.kind.name, "summary": req.summary, "requester": req.requester, "channel": req.channel,
                 "dest": req.dest, "params": params, "origin": json.dumps(req.origin), "queue": queue.name,
                 "response_url": req.response_url,
                 "status": "queued", "run": "1", "created": f"{time.time():.3f}"}
@@ -282,7 +290,7 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
         seen = f"bot:seen:{hashlib.sha256(nonce.encode()).hexdigest()[:40]}:{key}" if nonce else ""
         done = await queue.enqueue_with_record(job, name, info, ttl_days * 86400,
                                                [f"{name}:stages", f"{name}:once", f"{name}:parent-claim"],
-                                               announce=not req.params.get("quiet"), seen=seen)
+                                               announce=not req.params.is_quiet, seen=seen)
         if done is None:
             return Submitted(key, False, {}, replayed=True)
         if done:

@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ class Limits:
     cpus: int = 0              # CPU bandwidth of the whole sandbox in cores (cgroup cpu.max); 0: no cap
     allow_unisolated: bool = False
 
-    def with_timeout(self, timeout_s: float) -> "Limits":
+    def with_timeout(self, timeout_s: float) -> Limits:
         return replace(self, timeout_s=timeout_s)
 
 
@@ -185,7 +185,7 @@ class Cgroup:
         self.dirs = dirs
 
     @staticmethod
-    def create(limits: Limits) -> "Cgroup | None":
+    def create(limits: Limits) -> Cgroup | None:
         mode = cgroup_mode()
         name = f"maintainer-bot-{uuid.uuid4().hex[:12]}"
         made: list[Path] = []
@@ -707,7 +707,7 @@ async def run(command: str | list[str], checkout: Path, limits: Limits, *, env: 
         gathered.add_done_callback(lambda f: f.cancelled() or f.exception())    # retrieved, even when cut short
         try:
             await asyncio.wait_for(gathered, limits.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
             box.limit = "time"
         finally:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import redis.asyncio as aioredis
 from saq import Queue
@@ -15,9 +15,9 @@ from core.chat import Chat
 from core.config import Config
 from core.github import GitHubClient
 from core.metrics import Metrics
+from core.queue import make_queue
 from core.quotas import Quotas
 from core.store import connect
-from core.queue import make_queue
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Services:
     clock: Callable[[], float] = time.time      # tests move time forward through this
 
     @classmethod
-    def build(cls, config: Config, redis_url: str, chats: dict[str, Chat], queue_name: str = "bot") -> "Services":
+    def build(cls, config: Config, redis_url: str, chats: dict[str, Chat], queue_name: str = "bot") -> Services:
         chat = chats.get("slack") or chats.get("console")
         redis = connect(redis_url)
         quotas = Quotas(redis, config.quotas)

@@ -147,7 +147,7 @@ def check_store(url: str, allow_eviction: bool = False) -> None:
         log.warning(warning)
 
 
-def require_store(url: str, allow_eviction: bool, server: "EmbeddedValkey | None" = None) -> None:
+def require_store(url: str, allow_eviction: bool, server: EmbeddedValkey | None = None) -> None:
     """`check_store` for a process entry point: on a refusal, stop the server we started, print one line, exit 2."""
     import sys
 

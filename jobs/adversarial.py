@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -22,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import llm as llm_mod
-from core import render
+from core import render, sandbox
+from core.kinds import BadParams, Kind
 from jobs import git
 from jobs import pull as pull_mod
+from jobs.pull import Target
 from jobs.runtime import JobFailed, JobRun
-from core import sandbox
 
 INTS = ["0", "-1", "1", "-2", "2", "-3", "3", "-2147483649", "2147483648", "4294967296", "-9223372036854775808",
         "9223372036854775807", "18446744073709551616", "100000", "-100000"]
@@ -83,7 +85,7 @@ class Finding:
 
 
 def settings(job: JobRun):
-    repo_cfg = job.config.repo(job.params["repo"])
+    repo_cfg = job.config.repo(job.params.repo)
     cfg = repo_cfg.adversarial or job.config.adversarial
     if cfg is None:
         raise JobFailed("no [adversarial] config for this repo: how to build and start the target is needed")
@@ -212,7 +214,7 @@ class Harness:
         limit = len(scripts) * (float(self.spec["attempt_timeout_s"]) + 35) + 30
         try:
             out, err = await asyncio.wait_for(proc.communicate(payload), limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             raise JobFailed("the attack runner stopped answering")
         results = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
@@ -295,14 +297,14 @@ def typed_sweep(commands: list[str], shapes: dict[str, Shape]) -> list[list[list
 
 
 async def run(job: JobRun) -> None:
-    p = job.params
+    p: AdversarialParams = job.params
     cfg = settings(job)
     security = job.config.slack.security_channel
     if not security:
         raise JobFailed("`[slack] security_channel` is not set; adversarial findings may be embargoed, so nothing "
                         "runs without a private channel to report to")
-    attempts = int(p.get("attempts") or cfg.attempts)
-    repo_cfg = job.config.repo(p["repo"])
+    attempts = p.attempts or cfg.attempts
+    repo_cfg = job.config.repo(p.repo)
     build_limits = sandbox.limits_for(job.config, repo_cfg, cfg.time_budget_s)
     if sandbox.available():
         why = await asyncio.to_thread(sandbox.probe_connect)
@@ -351,7 +353,7 @@ async def run(job: JobRun) -> None:
         conclusion = "failure" if new else "neutral" if n else "success"
         try:
             await job.services.github.check_run(
-                p["repo"], head_sha, conclusion, f"adversarial: {new} new finding(s)" if n else "adversarial: clean",
+                p.repo, head_sha, conclusion, f"adversarial: {new} new finding(s)" if n else "adversarial: clean",
                 f"{new} new finding(s), {n - new} pre-existing (also on the base); details went to the maintainers' "
                 "private channel." if n else "No oracle tripped.", name="adversarial")
         except Exception as exc:         # e.g. a plain token cannot create check runs: the report stands
@@ -389,7 +391,7 @@ async def _against_base(job: JobRun, cfg, repo, base_sha: str, findings: list[Fi
 async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budget_s: float) -> list[Finding]:
     started = time.monotonic()
     found: dict[tuple, Finding] = {}
-    rng = random.Random(f"{job.key}:{job.params.get('pr') or job.params.get('head')}")
+    rng = random.Random(f"{job.key}:{job.params.pr or job.params.head}")
     table = await command_table(harness)
     # When the target lists its commands, a name from the diff is attacked only if it is one of them.
     from_diff = diff_commands(patch, set(table) or None)
@@ -509,14 +511,12 @@ def _script_text(script: list[list[str]]) -> str:
 
 async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) -> None:
     """One message per finding in the private security channel (never in the invoking thread)."""
-    import hashlib
-
     mark = hashlib.sha1(repr(f.key).encode()).hexdigest()[:12]
     if not await job.redis.set(f"bot:job:{job.key}:reported:{mark}", "1", nx=True, ex=30 * 86400):
         return                                  # already reported by an earlier attempt of this job
     chat = job.thread.chat
-    where = (f"{job.params['repo']}#{job.params['pr']}" if "pr" in job.params
-             else f"{job.params['repo']} {render.lit(job.params['base'] + '..' + job.params['head'])}")
+    p = job.params
+    where = f"{p.repo}#{p.pr}" if p.pr else f"{p.repo} {render.lit(p.label)}"
     title = ("*Adversarial finding, pre-existing* (the base's build does it too)" if f.on_base
              else "*Adversarial finding, new in this change*" if f.on_base is False else "*Adversarial finding*")
     icon = ":information_source:" if f.on_base else ":rotating_light:"
@@ -529,3 +529,19 @@ async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) ->
         text += "\nTarget output:\n" + render.code(f.output_tail, limit=1200)
     await job.audit.write("report", "finding", f.message, channel=channel)
     await chat.post(channel, render.clip(text, render.TEXT_MAX))
+
+
+@dataclass(frozen=True)
+class AdversarialParams(Target):
+    """The PR or range to attack; `attempts` 0 means `[adversarial] attempts`."""
+
+    attempts: int = 0
+
+    def check(self) -> None:
+        super().check()
+        if not 0 <= self.attempts <= 100_000:
+            raise BadParams("AdversarialParams.attempts: from 1 to 100000 (0: the configured number)")
+
+
+KIND = Kind("adversarial", "adv", AdversarialParams, run, command="adversarial",
+            about="let an agent try to crash a change in the sandbox; findings go to the security channel")

@@ -10,18 +10,36 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
 from core import llm as llm_mod
-from core import render
+from core import render, sandbox
 from core.github import GitHubError
+from core.kinds import BadParams, Kind, Params
+from core.names import branch_problem
 from jobs import git, resolve
 from jobs.runtime import JobFailed, JobRun, NeedsPerson
-from core import sandbox
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackportParams(Params):
+    """One release, one or more refs: commit SHAs or `#N` for a merged PR of `repo`."""
+
+    repo: str
+    release: str
+    refs: tuple[str, ...]
+
+    def check(self) -> None:
+        if not self.refs:
+            raise BadParams("BackportParams.refs: name at least one commit or PR")
+        problem = branch_problem(self.release)
+        if problem:
+            raise BadParams(f"BackportParams.release: {problem}")
 
 
 def branch_name(source: str, branch: str) -> str:
@@ -29,11 +47,11 @@ def branch_name(source: str, branch: str) -> str:
 
 
 async def run(job: JobRun) -> None:
-    p = job.params
-    repo_cfg = job.config.repo(p["repo"])
+    p: BackportParams = job.params
+    repo_cfg = job.config.repo(p.repo)
     if repo_cfg is None:
-        raise JobFailed(f"{p['repo']} is not configured here any more")
-    branch = repo_cfg.branch_for(p["release"])
+        raise JobFailed(f"{p.repo} is not configured here any more")
+    branch = repo_cfg.branch_for(p.release)
     token = job.config.env.github_token
     mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, token)
 
@@ -80,7 +98,7 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
         listed = ", ".join(f"{k}→{v}" for k, v in repo_cfg.releases.items()) or "none configured"
         raise JobFailed(f"there is no branch {render.lit(branch)} in {repo_cfg.github} (releases: {listed})")
     picks, prs, title = [], [], ""
-    for ref in job.params["refs"]:
+    for ref in job.params.refs:
         if ref.startswith("#"):
             number = int(ref[1:])
             pr_picks, pr_title = await _pr_commits(job, repo, repo_cfg.github, number)
@@ -109,7 +127,7 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
     await job.say(f"Resolved: {len(picks)} commit(s) onto `{branch}` (tip `{str(tip.id)[:10]}`)\n" + "\n".join(lines),
                   once="resolved")
     return {"branch": branch, "tip": str(tip.id), "picks": picks, "prs": prs, "source": source, "title": title,
-            "release": job.params["release"]}
+            "release": job.params.release}
 
 
 def _not_reachable(repo: pygit2.Repository, shas: list[str], branches: list[str]) -> list[str]:
@@ -378,7 +396,7 @@ async def _report(job: JobRun, plan: dict, published: dict) -> dict:
     gh = job.services.github
     if gh is None or not published.get("pr_url"):
         return {}
-    repo_cfg = job.config.repo(job.params["repo"])
+    repo_cfg = job.config.repo(job.params.repo)
     for n in plan["prs"]:
         if not await job.thread.claim(f"comment:{n}"):     # commented already, by a worker that then died
             continue
@@ -421,3 +439,7 @@ def _model_sections(picked: dict) -> list[str]:
         out += ["<details><summary>The model's edits against the mechanical merge</summary>", "",
                 gh_block(picked["model_diff"], "diff"), "", "</details>", ""]
     return out
+
+
+KIND = Kind("backport", "bp", BackportParams, run, command="backport",
+            about="cherry-pick onto a release branch, test in the sandbox, open the PR or escalate")

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+from dataclasses import dataclass
 
+from core import payload as gh_payload
 from core import render
 from core.github import GitHubError
+from core.kinds import BadParams, Kind, Params
+from core.queue import JobRequest, set_info
 from jobs.runtime import JobFailed, JobRun, JobThread
 
 DAY = 86400
@@ -97,8 +102,6 @@ async def login_owner(redis, login: str) -> str | None:
 async def proof_code(redis, user: str, login: str) -> str:
     """The code `user` must put on GitHub as `login` (profile bio, or a public gist's description or file):
     the same code for an hour, a new one for another login."""
-    import secrets
-
     raw = await redis.get(PROOFS + user)
     if raw:
         data = json.loads(raw)
@@ -163,15 +166,15 @@ async def _how_to_build(job: JobRun, repo: str) -> str:
 
 async def run(job: JobRun) -> None:
     """Hand an issue from the pool to the named newcomer."""
-    p = job.params
-    repo = p["repo"]
+    p: FirstIssueParams = job.params
+    repo = p.repo
     chat = job.thread.chat
     gh = job.services.github
     if gh is None:
         raise JobFailed("handing out issues needs GitHub credentials (GITHUB_TOKEN or a GitHub App)")
-    user = p.get("user") or await chat.find_user(p["name"])
+    user = p.user or await chat.find_user(p.name)
     if not user:
-        raise JobFailed(f"I cannot find @{p['name']} in this workspace")
+        raise JobFailed(f"I cannot find @{p.name} in this workspace")
     login = await linked_login(job.redis, user)
     if not login:
         await chat.dm(user, f"Hi <@{user}>! <@{job.request['requester']}> would like to hand you a first issue in "
@@ -181,7 +184,7 @@ async def run(job: JobRun) -> None:
         return
     pool = Pool(job.redis, repo)
     held = [n for n, h in (await pool.holds()).items() if h["user"] == user]
-    if held and not p.get("another"):
+    if held and not p.another:
         await job.done(f"<@{user}> already holds #{held[0]}; one at a time. Use `/firstissue <@{user}> --another` "
                        "to hand out a second.", detail=f"already holds #{held[0]}")
         return
@@ -300,7 +303,53 @@ async def pr_opened(services, repo: str, pr: dict) -> bool:
 
 async def pr_opened_job(job) -> None:
     """The `pr-opened` job the webhook queues: a quiet job with no parent message of its own."""
-    from core.queue import set_info
-
-    told = await pr_opened(job.services, job.params["repo"], job.params["pr"])
+    p: PrOpenedParams = job.params
+    told = await pr_opened(job.services, p.repo, {"number": p.number, "title": p.title, "body": p.body,
+                                                  "html_url": p.html_url, "user": {"login": p.login}})
     await set_info(job.redis, job.key, status="done", detail="told the hand-out thread" if told else "not a hold")
+
+
+@dataclass(frozen=True)
+class FirstIssueParams(Params):
+    """The newcomer: a Slack user ID, or a name to look up when only `@name` was typed."""
+
+    repo: str
+    user: str = ""
+    name: str = ""
+    another: bool = False
+
+    def check(self) -> None:
+        if not (self.user or self.name):
+            raise BadParams("FirstIssueParams: name the newcomer (user or name)")
+
+
+@dataclass(frozen=True)
+class PrOpenedParams(Params):
+    """A PR just opened, as the webhook saw it (title and body clipped): is it a newcomer's, for their issue?"""
+
+    repo: str
+    number: int
+    login: str
+    title: str = ""
+    body: str = ""
+    html_url: str = ""
+    quiet: bool = True
+
+
+KIND = Kind("firstissue", "fi", FirstIssueParams, run, command="firstissue",
+            about="hand a curated first issue to a named newcomer")
+PR_OPENED = Kind("pr-opened", "pro", PrOpenedParams, pr_opened_job,
+                 about="tell the hand-out thread when a newcomer opens a PR for their issue")
+
+
+async def on_pull_request(services, repo, payload: dict) -> list[JobRequest]:
+    """A PR just opened: a quiet job checks whether it is a newcomer's, for their issue (no call from here)."""
+    pr = gh_payload.obj(payload.get("pull_request"))
+    pr_number = gh_payload.number(pr.get("number"))
+    author = gh_payload.login(gh_payload.obj(pr.get("user")).get("login"))
+    if payload.get("action") != "opened" or pr_number is None or not author:
+        return []
+    params = PrOpenedParams(repo=repo.github, number=pr_number, login=author, title=gh_payload.text(pr.get("title"))[:300],
+                            body=gh_payload.text(pr.get("body"))[:5000], html_url=gh_payload.text(pr.get("html_url"))[:300])
+    return [JobRequest(kind=PR_OPENED, params=params, priority="low", dest="slack",
+                       summary=f"PR #{pr_number} opened ({repo.github})", channel=services.config.slack.notify_channel)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import MergeFileFlag, MergeFlag
 
-from core.names import is_branch
+from core.names import is_branch, revision_problem
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,6 @@ def resolve_revision(repo: pygit2.Repository, text: str, branch_for=lambda name:
     """A revision in git's syntax (checked by core.names.revision_problem: name or SHA, then ^, ^N, ~, ~N) to a
     commit: the name is a release (mapped by `branch_for`), a branch, a tag, or a SHA. pygit2 resolves it;
     nothing reaches a shell."""
-    from core.names import revision_problem
-
     problem = revision_problem(text)
     if problem:
         raise GitError(f"{text[:60]!r} is not a revision: it {problem}")

@@ -9,8 +9,30 @@ from dataclasses import dataclass
 import pygit2
 
 from core.github import GitHubError
+from core.kinds import BadParams, Params
 from jobs import git
 from jobs.runtime import JobFailed
+
+
+@dataclass(frozen=True)
+class Target(Params):
+    """What a PR-examining job looks at: a PR (`pr`, with its `head` SHA when a webhook saw it) or a local range
+    `base..head` of the repository."""
+
+    repo: str
+    pr: int = 0
+    base: str = ""
+    head: str = ""
+
+    def check(self) -> None:
+        if self.pr < 0 or (not self.pr and not (self.base and self.head)):
+            raise BadParams(f"{type(self).__name__}: name a PR or a range base..head")
+        if self.pr and self.base:
+            raise BadParams(f"{type(self).__name__}: a PR or a range, not both")
+
+    @property
+    def label(self) -> str:
+        return f"#{self.pr}" if self.pr else f"{self.base}..{self.head}"
 
 
 @dataclass
@@ -38,11 +60,11 @@ async def fetch_range(job, repo_name: str, base: str, head: str) -> Pull:
     return Pull(pr, repo, head_c, base_c, str(head_c.id), base)
 
 
-async def for_params(job, p: dict, purpose: str) -> Pull:
+async def for_params(job, p: Target, purpose: str) -> Pull:
     """The PR (`pr`) or the local range (`base`, `head`) a job's parameters name."""
-    if "pr" in p:
-        return await fetch(job, p["repo"], p["pr"], purpose)
-    return await fetch_range(job, p["repo"], p["base"], p["head"])
+    if p.pr:
+        return await fetch(job, p.repo, p.pr, purpose)
+    return await fetch_range(job, p.repo, p.base, p.head)
 
 
 async def fetch(job, repo_name: str, number: int, purpose: str) -> Pull:

@@ -12,7 +12,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -141,11 +142,11 @@ class JobThread:
 class JobRun:
     """One attempt at one job: the request, the services, the thread and the audit log."""
 
-    def __init__(self, key: str, request: dict, services, chat: Chat, attempt: int = 1):
+    def __init__(self, key: str, request: dict, services, chat: Chat, attempt: int = 1, params: Any = None):
         self.key = key
         self.request = request
-        self.kind = request["kind"]
-        self.params = request["params"]
+        self.kind: str = request["kind"]
+        self.params: Any = params          # the kind's typed Params, read back and checked by the worker
         self.services = services
         self.config = services.config
         self.redis = services.redis

@@ -19,9 +19,11 @@ import pygit2
 from core import llm as llm_mod
 from core import render
 from core.github import GitHubError
+from core.kinds import Kind
 from jobs import digest as digest_mod
 from jobs import git
 from jobs.digest import FileChange, clean
+from jobs.pull import Target
 from jobs.runtime import JobFailed, JobRun
 
 DEFAULT_BUDGET = 32_000
@@ -72,7 +74,7 @@ class ModelResult:
 async def _codeowners(job: JobRun, src: Source) -> list[tuple[str, str]]:
     """The repo's CODEOWNERS (from the default branch for a PR, from the range's base for a range): the areas
     a maintainer already thinks in. Never the PR's own copy, which its author could rewrite."""
-    cache = f"bot:codeowners:{job.params['repo']}"
+    cache = f"bot:codeowners:{job.params.repo}"
     if src.base_commit is None:
         cached = await job.redis.get(cache)
         if cached is not None:
@@ -83,7 +85,7 @@ async def _codeowners(job: JobRun, src: Source) -> list[tuple[str, str]]:
             if src.base_commit is not None:
                 text = git.file_at(src.repo, src.base_commit, path)
             elif job.services.github is not None:
-                text = await job.services.github.file_text(job.params["repo"], path)
+                text = await job.services.github.file_text(job.params.repo, path)
             else:
                 text = None
         except GitHubError:
@@ -127,7 +129,7 @@ def coverage_list(d, result: ModelResult, had_model: bool, limit: int = 2800) ->
     for line in lines:
         if sum(len(x) + 1 for x in chunk) + len(line) > limit:
             out.append("\n".join(chunk))
-            chunk = [f"*Every changed file* (continued):"]
+            chunk = ["*Every changed file* (continued):"]
         chunk.append(line)
     out.append("\n".join(chunk))
     return out
@@ -143,8 +145,8 @@ def budget(config) -> int:
 async def run(job: JobRun) -> None:
     await job.thread.status("running", "reading the changes")
     src = await _load(job)
-    cache_key = f"bot:summary:{job.params['repo']}:{src.ident}:{src.head}"
-    last_key = f"bot:summary:last:{job.params['repo']}:{src.ident}"
+    cache_key = f"bot:summary:{job.params.repo}:{src.ident}:{src.head}"
+    last_key = f"bot:summary:last:{job.params.repo}:{src.ident}"
     cached = await job.redis.get(cache_key)
     if cached:
         entry = json.loads(cached)
@@ -190,38 +192,38 @@ async def run(job: JobRun) -> None:
 
 
 async def _load(job: JobRun) -> Source:
-    p = job.params
-    if "pr" in p:
+    p: SummarizeParams = job.params
+    if p.pr:
         gh = job.services.github
         if gh is None:
             raise JobFailed("summarising a PR needs GitHub credentials (GITHUB_TOKEN); a local range base..head "
                             "works without them")
         try:
-            pr = await gh.pull(p["repo"], p["pr"])
-            files = await gh.pull_files(p["repo"], p["pr"])
-            commits = await gh.pull_commits(p["repo"], p["pr"])
+            pr = await gh.pull(p.repo, p.pr)
+            files = await gh.pull_files(p.repo, p.pr)
+            commits = await gh.pull_commits(p.repo, p.pr)
         except GitHubError as exc:
             if exc.status == 404:
-                raise JobFailed(f"PR #{p['pr']} does not exist in {p['repo']}")
+                raise JobFailed(f"PR #{p.pr} does not exist in {p.repo}")
             raise
-        return Source(ident=f"pr{p['pr']}", label=f"#{p['pr']}", head=(pr.get("head") or {}).get("sha", ""),
+        return Source(ident=f"pr{p.pr}", label=f"#{p.pr}", head=(pr.get("head") or {}).get("sha", ""),
                       title=pr.get("title") or "", body=pr.get("body") or "",
                       commits=[(c.get("commit") or {}).get("message", "") for c in commits[:50]],
                       changes=digest_mod.from_github(files))
-    repo_cfg = job.config.repo(p["repo"])
+    repo_cfg = job.config.repo(p.repo)
     mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
     try:
         repo = await asyncio.to_thread(mirror.sync)
-        base = git.resolve_revision(repo, p["base"], repo_cfg.branch_for)
-        head = git.resolve_revision(repo, p["head"], repo_cfg.branch_for)
+        base = git.resolve_revision(repo, p.base, repo_cfg.branch_for)
+        head = git.resolve_revision(repo, p.head, repo_cfg.branch_for)
     except git.GitError as exc:
         raise JobFailed(str(exc))
     changes = await asyncio.to_thread(digest_mod.from_range, repo, base, head)
     walker = repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL)
     walker.hide(base.id)
     commits = [c.message for _, c in zip(range(50), walker)]
-    return Source(ident=f"range:{p['base']}..{p['head']}", label=f"{p['base']}..{p['head']}", head=str(head.id),
-                  title=f"{p['base']}..{p['head']}", body="", commits=commits, changes=changes, repo=repo,
+    return Source(ident=f"range:{p.base}..{p.head}", label=p.label, head=str(head.id),
+                  title=p.label, body="", commits=commits, changes=changes, repo=repo,
                   base_commit=base)
 
 
@@ -475,3 +477,12 @@ def _coverage(src: Source, d, result: ModelResult, had_model: bool) -> str:
     if drops:
         line += ". Dropped: " + ", ".join(drops)
     return line + "."
+
+
+@dataclass(frozen=True)
+class SummarizeParams(Target):
+    """The PR or range to summarise."""
+
+
+KIND = Kind("summarize", "sum", SummarizeParams, run, command="summarize",
+            about="the key changes of a PR or range, with what was and was not read")

@@ -8,20 +8,25 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import time
 
-from saq import Worker
+from saq import CronJob, Worker
 
 from core import config as config_mod
-from core import render
+from core import render, slack
 from core.audit import scrub
-from core.chat import CannotPost
+from core.chat import CannotPost, Chat
+from core.kinds import BadParams
+from core.logs import setup as setup_logging
+from core.queue import OPEN, job_info, set_info
 from core.quotas import OverBudget, spender
-from core.chat import Chat
 from core.services import Services
-from core.queue import job_info
-from jobs.runtime import JobFailed, JobRun, NeedsPerson, RecordLost
+from core.store import require_store, resolve
+from jobs import firstissue
+from jobs.kinds import KINDS
+from jobs.runtime import JobFailed, JobRun, JobThread, NeedsPerson, RecordLost
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,14 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     if chat is None:
         log.error("job %s wants chat %r, which this worker does not have", job.key, request.get("dest"))
         return "no-chat"
-    run = JobRun(job.key, request, services, chat, attempt=job.attempts)
+    kind = KINDS.get(request.get("kind", ""))
+    try:
+        params = kind.load(request.get("params")) if kind is not None else None
+    except BadParams as exc:
+        params, bad = None, str(exc)
+    else:
+        bad = ""
+    run = JobRun(job.key, request, services, chat, attempt=job.attempts, params=params)
     beats: Heartbeats = ctx["heartbeats"]
     beats.add(job, asyncio.current_task())
     services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
@@ -47,11 +59,13 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         if job.attempts > services.config.queue.retries:
             await run.fail(f"gave up after {job.attempts - 1} attempts: {str(job.error or 'worker lost')[:200]}")
             return "gave-up"
-        handler = kinds().get(run.kind)
-        if handler is None:
-            await run.fail(f"no worker knows how to run a {run.kind} job")
+        if kind is None:
+            await run.fail(f"no worker knows how to run a {render.inert(run.kind)} job")
             return "unknown-kind"
-        await handler(run)
+        if params is None:
+            await run.fail(f"the job's parameters do not fit a {kind.name} job: {bad}")
+            return "bad-params"
+        await kind.run(run)
         return "done"
     except RecordLost:
         ended = False           # nothing to close: the record (and its accounting) is gone
@@ -92,8 +106,6 @@ async def run_job(ctx: dict, *, request: dict) -> str:
 async def _cannot_post(services: Services, run: JobRun, exc: Exception) -> str:
     """The conversation the command came from is one the bot can't post in: the job can't report, so it ends
     failed in its record, and the person who asked hears why through the command's response_url."""
-    from core.queue import set_info
-
     reason = ("I can't post in this conversation (a private channel I am not in, or a direct message between "
               "people), so the job was not run. Invite me here, or run the command in a channel I am in.")
     await run.audit.write("job", "failed", f"{reason} ({exc})")
@@ -128,9 +140,6 @@ async def _record_lost(services: Services, key: str, request: dict) -> str:
 async def reconcile(services: Services, grace_s: float = 120, limit: int = 200) -> list[str]:
     """Records that say a job is queued or running while its queue entry is gone (evicted, or lost some other
     way) end as a visible failure; records that ended leave the open set. Returns the keys failed."""
-    from core.queue import OPEN, set_info
-    from jobs.runtime import JobThread
-
     failed = []
     cutoff = time.time() - grace_s
     for raw in await services.redis.zrangebyscore(OPEN, 0, cutoff, start=0, num=limit):
@@ -163,44 +172,8 @@ class RetryLater(Exception):
     """An unexpected error, re-raised for SAQ's retry with its message scrubbed of secrets."""
 
 
-_KINDS: dict = {}
-
-
-def kinds() -> dict:
-    """Job kind → `async def run(job: JobRun)`."""
-    if not _KINDS:
-        from jobs import adversarial, backport, firstissue, provenance, summarize
-
-        _KINDS.update({"backport": backport.run, "summarize": summarize.run, "firstissue": firstissue.run,
-                       "provenance": provenance.run, "adversarial": adversarial.run, "noop": noop,
-                       "pr-opened": firstissue.pr_opened_job, "gh-reply": gh_reply})
-    return _KINDS
-
-
-async def gh_reply(job) -> None:
-    """A comment on a GitHub PR that the webhook decided on (quiet: no Slack thread), made once per mark."""
-    from core.queue import set_info
-
-    p = job.params
-    once = f"bot:gh-reply:{p['repo']}#{p['pr']}:{p['mark']}"         # once ever, not once per run
-    if job.services.github is not None and await job.redis.set(once, job.key, nx=True, ex=180 * 86400):
-        try:
-            await job.services.github.comment(p["repo"], int(p["pr"]), p["body"])
-        except Exception:
-            await job.redis.delete(once)
-            raise
-    await set_info(job.redis, job.key, status="done", detail="replied on GitHub")
-
-
-async def noop(job) -> None:
-    """A job that does nothing and says nothing: the queue path alone (benchmarks, smoke checks)."""
-    return None
-
-
 async def follow_ups(ctx: dict) -> list[str]:
     """Periodic (cron) work: first-issue nudges and returns, and records whose queue entry vanished."""
-    from jobs import firstissue
-
     services: Services = ctx["services"]
     lost = await reconcile(services)
     return await firstissue.follow_up(services, services.clock()) + [f"lost {k}" for k in lost]
@@ -253,8 +226,6 @@ class Heartbeats:
 async def announce(services: Services, width: int = 8) -> None:
     """Post the parent message of every newly queued job at once, whether or not a job slot is free, so the
     web process only verifies, authorises and enqueues. Runs beside the job slots in every worker."""
-    from jobs.runtime import JobThread
-
     sem = asyncio.Semaphore(width)
     pending: set[asyncio.Task] = set()
 
@@ -298,10 +269,7 @@ class Workers:
     commands run beside maintainers' jobs, never ahead of them, and can't take every slot."""
 
     def __init__(self, services: Services, *, concurrency: int | None = None, **kwargs):
-        from saq import CronJob
-
         q = services.config.queue
-        kinds()   # import every job module now, not inside the first job
         self.services = services
         self.tasks: list[asyncio.Task] = []
         self.heartbeats = Heartbeats(q.heartbeat_s)
@@ -319,8 +287,6 @@ class Workers:
                           **dict(common, timers={"sweep": max(q.sweep_s, 10), "abort": 5, "schedule": 5}))
 
     async def start(self) -> None:
-        import signal
-
         self.tasks = [asyncio.create_task(announce(self.services)), asyncio.create_task(self.heartbeats.run())]
         loop = asyncio.get_running_loop()
         signals = [signal.SIGINT, signal.SIGTERM]
@@ -345,9 +311,6 @@ def make_worker(services: Services, *, concurrency: int | None = None, **kwargs)
 
 
 async def amain() -> None:
-    from core import slack
-    from core.store import require_store, resolve
-
     try:
         cfg = config_mod.load()
     except config_mod.ConfigError as exc:
@@ -372,15 +335,11 @@ async def amain() -> None:
 
 
 def main() -> None:
-    from core.logs import setup
-
-    from core.config import ConfigError, load_env
-
     try:
-        secrets = load_env().secrets()
-    except ConfigError:
+        secrets = config_mod.load_env().secrets()
+    except config_mod.ConfigError:
         secrets = []          # amain reports the config error itself
-    setup(secrets)
+    setup_logging(secrets)
     asyncio.run(amain())
 
 

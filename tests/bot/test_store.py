@@ -15,10 +15,11 @@ async def test_queued_jobs_survive_a_restart(tmp_path):
     port = server.port
     try:
         from core.store import connect
+        from jobs import backport
 
         redis = connect(url)
         queue = make_queue(url)
-        req = JobRequest(kind="backport", params={"repo": "a/b", "release": "1.0", "refs": ["abcdef1"]},
+        req = JobRequest(kind=backport.KIND, params=backport.BackportParams(repo="a/b", release="1.0", refs=("abcdef1",)),
                          summary="x", requester="U1", channel="C1")
         sub = await submit(queue, redis, req)
         assert sub.created

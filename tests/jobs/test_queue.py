@@ -4,14 +4,38 @@ job itself carries only what a worker reads."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from core.kinds import Kind, Params
 from core.queue import BotJob, JobRequest, job_info, make_queue, submit
 
 
+@dataclass(frozen=True)
+class Picked(Params):
+    """A kind of this test's own: the queue knows no particular kind."""
+
+    release: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class QuietPicked(Picked):
+    quiet: bool = False
+
+
+async def _nothing(job) -> None:
+    return None
+
+
+KIND = Kind("backport", "bp", Picked, _nothing)
+QUIET = Kind("backport", "bp", QuietPicked, _nothing)
+
+
 def request(**params) -> JobRequest:
-    return JobRequest(kind="backport", params={"release": "9.1", **params}, summary="backport é 😀 → 9.1",
+    kind, cls = (QUIET, QuietPicked) if "quiet" in params else (KIND, Picked)
+    return JobRequest(kind=kind, params=cls(release="9.1", **params), summary="backport é 😀 → 9.1",
                       requester="U1", channel="C1", origin={"comment": 7})
 
 

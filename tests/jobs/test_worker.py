@@ -12,6 +12,7 @@ from pathlib import Path
 
 import tomli_w
 
+from jobs.kinds import NOOP, NoopParams
 from core.queue import job_info
 from tests.bot.test_app import seed
 from tests.conftest import config_dict, env_for
@@ -101,7 +102,7 @@ async def test_a_heartbeat_never_writes_a_finished_job_back_as_active(redis_url)
             await super().update(**kwargs)
 
     try:
-        sub = await submit(queue, redis, JobRequest(kind="noop", params={"quiet": True}, summary="noop"))
+        sub = await submit(queue, redis, JobRequest(kind=NOOP, params=NoopParams(quiet=True), summary="noop"))
         dequeued = await queue.dequeue()
         dequeued.attempts, dequeued.worker_id = 1, "w1"
         await dequeued.update(status=Status.ACTIVE)          # as a worker marks the job it took

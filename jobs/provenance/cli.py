@@ -1,0 +1,76 @@
+"""The command line: `python -m jobs.provenance index | check --repo PATH BASE..HEAD [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+
+import pygit2
+
+from core import config as config_mod
+from core.store import connect, resolve
+from jobs import git
+from jobs.provenance.index import Index, build_index
+from jobs.provenance.score import check
+from jobs.provenance.signals import ProvenanceError, load_config, resolve_name
+
+
+async def _cli(args) -> int:
+    try:
+        cfg_all = config_mod.load()
+        cfg = load_config(cfg_all)
+    except (config_mod.ConfigError, ProvenanceError) as exc:
+        print(f"provenance: {exc}", file=sys.stderr)
+        return 2
+    url, server = resolve(cfg_all.env)
+    redis = connect(url)
+    try:
+        if args.action == "index":
+            await build_index(cfg, redis, cfg_all.env.data_dir, say=lambda m: print(m, file=sys.stderr))
+            return 0
+        m = re.fullmatch(r"([\w./-]+)\.\.([\w./-]+)", args.range or "")
+        if not m or not args.repo:
+            print("provenance: usage: check --repo PATH BASE..HEAD [--json]", file=sys.stderr)
+            return 2
+        try:
+            repo = pygit2.Repository(args.repo)
+            base, head = resolve_name(repo, m.group(1)), resolve_name(repo, m.group(2))
+            if await Index(redis).size() == 0:
+                await build_index(cfg, redis, cfg_all.env.data_dir, say=lambda msg: print(msg, file=sys.stderr))
+            findings = await check(cfg, redis, repo, base, head, cfg_all.env.data_dir, created_at=args.created)
+        except (ProvenanceError, pygit2.GitError, git.GitError) as exc:
+            print(f"provenance: {exc}", file=sys.stderr)
+            return 2
+        result = {"verdict": "suspect" if findings else "clean", "findings": [f.to_dict() for f in findings]}
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{result['verdict']}: {len(findings)} finding(s)")
+            for f in findings:
+                print(f"  {f.commit[:10]} ← {str(f.upstream_commit)[:10]} {f.signal} {f.score:.2f} {', '.join(f.files)}")
+        return 1 if findings else 0
+    finally:
+        await redis.aclose()
+        if server:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m jobs.provenance",
+                                 description="the provenance guard: index the forbidden upstream, check a range")
+    sub = ap.add_subparsers(dest="action", required=True)
+    sub.add_parser("index", help="build or refresh the upstream index")
+    c = sub.add_parser("check", help="check BASE..HEAD of a local repository")
+    c.add_argument("--repo", required=True)
+    c.add_argument("range", metavar="BASE..HEAD")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--created", type=float, default=None,
+                   help="the change's creation time (Unix seconds, server-side, e.g. the PR's created_at)")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    return asyncio.run(_cli(args))
