@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anthropic import AsyncAnthropic  # noqa: E402
 
+from core.llm import Gateway  # noqa: E402
 from jobs import digest as digest_mod  # noqa: E402
 from jobs.summarize import Source, Summarizer  # noqa: E402
 from tests.fakes.anthropic import KEY, FakeAnthropic, text  # noqa: E402
@@ -62,7 +63,7 @@ async def main(budget: int) -> None:
             digest_ms = (time.perf_counter() - t) * 1000
             src = Source(ident="bench", label="bench", head="0" * 40, title="Bench PR", body="", commits=[],
                          changes=changes)
-            s = Summarizer(client, "claude-bench", 1024, budget, audit)
+            s = Summarizer(Gateway(client, "claude-bench", 1024, audit), budget)
             t = time.perf_counter()
             result = await s.run(src, d)
             model_ms = (time.perf_counter() - t) * 1000

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ import pygit2
 
 from core import llm as llm_mod
 from core import render
+from core.llm import LoopEnd
 from jobs import git
 
 MARKERS = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)", re.M)
@@ -415,41 +415,83 @@ def _lines(text: str | None) -> list[str]:
     return [n for n in (norm(x) for x in (text or "").split("\n")) if n]
 
 
-def check(repo, ws: Workspace, original, mainline: int, onto, new_tree: str, renames: dict[str, str]) -> Verdict:
-    """The whole claim, tested. `renames`: original path → the branch path the pick mapped it to."""
-    marked = sorted(p for p, text in ws.working.items() if text is not None and MARKERS.search(text))
-    if marked:
-        untouched = sorted(p for p in ws.working if p not in ws.editable and ws.working[p] != ws.start.get(p, 0)
-                           and p not in renames.values())
-        extra = (f"; and these files the cherry-pick does not touch were edited: {', '.join(untouched)}"
-                 if untouched else "")
-        return Verdict(f"conflict markers remain in {', '.join(marked)}{extra}")
+@dataclass
+class Resolution:
+    """The model's resolution as the checker sees it: plain data read from git once (`resolution_of`), so the
+    verdict (`check`) is a pure function with its own table tests."""
+
+    hunks: list[Hunk]                              # every hunk of the original change
+    not_applicable: dict[str, str]                 # hunk id -> the model's reason
+    result: dict[str, list[str]]                   # path -> its normalised lines in the result
+    branch: dict[str, list[str]]                   # path -> its normalised lines on the branch
+    changed: list[str]                             # paths the result changes against the branch
+    allowed: set[str]                              # paths the cherry-pick touches (or renames onto)
+    renames: dict[str, str] = field(default_factory=dict)   # original path -> branch path
+    marked: list[str] = field(default_factory=list)         # files still holding conflict markers
+    untouched_edited: list[str] = field(default_factory=list)
+    unchanged: bool = False                        # the result's tree is the branch's
+    original_size: tuple[int, int] = (0, 0)        # lines, bytes of the original change
+    result_size: tuple[int, int] = (0, 0)          # lines, bytes of the result against the branch
+    written: list[dict] = field(default_factory=list)   # added lines in neither the branch nor the original
+
+
+def resolution_of(repo, ws: Workspace, original, mainline: int, onto, new_tree: str,
+                  renames: dict[str, str]) -> Resolution:
+    """Everything the checker needs, read from the repository (git objects only; run in a thread)."""
+    res = Resolution(hunks=list(ws.hunks.values()), not_applicable=dict(ws.not_applicable), result={}, branch={},
+                     changed=[], allowed=ws.editable | set(renames.values()), renames=dict(renames))
+    res.marked = sorted(p for p, text in ws.working.items() if text is not None and MARKERS.search(text))
+    if res.marked:
+        res.untouched_edited = sorted(p for p in ws.working if p not in ws.editable
+                                      and ws.working[p] != ws.start.get(p, 0) and p not in renames.values())
+        return res
     result_tree = repo[pygit2.Oid(hex=new_tree)]
     if result_tree.id == onto.tree.id:
-        return Verdict("the resolution changes nothing on the branch: the original change is missing")
+        res.unchanged = True
+        return res
     diff = repo.diff(onto.tree, result_tree)
     diff.find_similar()
-    changed = {d.new_file.path for d in diff.deltas} | {d.old_file.path for d in diff.deltas}
+    res.changed = sorted({d.new_file.path for d in diff.deltas} | {d.old_file.path for d in diff.deltas})
     parent = original.parents[mainline - 1]
-    # Every original hunk: where the pick maps it, or relocated into any changed file, or declared.
-    cache: dict[str, list[str]] = {}
+    paths = set(res.changed) | {renames.get(h.path, h.path) for h in res.hunks}
+    for path in paths:
+        res.result[path] = _lines(_blob(repo, result_tree, path))
+        res.branch[path] = _lines(git.file_at(repo, onto, path))
+    res.original_size = _size(repo.diff(parent.tree, original.tree))
+    res.result_size = _size(diff)
+    known = set()
+    for path in set(res.changed) | {h.path for h in res.hunks}:
+        for commit in (onto, original, parent):
+            known.update(_lines(git.file_at(repo, commit, path)))
+    for patch in diff:
+        for hunk in patch.hunks:
+            for ln in hunk.lines:
+                if ln.origin == "+" and norm(ln.content) and norm(ln.content) not in known:
+                    res.written.append({"path": patch.delta.new_file.path, "line": ln.content.rstrip("\n")})
+    return res
 
-    def lines_of(path):
-        if path not in cache:
-            cache[path] = _lines(_blob(repo, result_tree, path))
-        return cache[path]
 
+def check(res: Resolution) -> Verdict:
+    """The whole claim, tested: no conflict marker left; every hunk of the original change is in the result
+    (where the pick maps it, or carried into another changed file) or declared not applicable with a reason;
+    no file outside the cherry-pick changed unless it carries a hunk; the size stays near the original's; and
+    no absurd line the model wrote itself. Lines the model wrote are listed for review."""
+    if res.marked:
+        extra = (f"; and these files the cherry-pick does not touch were edited: {', '.join(res.untouched_edited)}"
+                 if res.untouched_edited else "")
+        return Verdict(f"conflict markers remain in {', '.join(res.marked)}{extra}")
+    if res.unchanged:
+        return Verdict("the resolution changes nothing on the branch: the original change is missing")
     missing, carried_by = [], {}
-    for h in ws.hunks.values():
-        if h.id in ws.not_applicable:
+    for h in res.hunks:
+        if h.id in res.not_applicable:
             continue
-        target = renames.get(h.path, h.path)
-        branch_lines = _lines(git.file_at(repo, onto, target))
-        if hunk_present(h, lines_of(target), branch_lines):
+        target = res.renames.get(h.path, h.path)
+        if hunk_present(h, res.result.get(target, []), res.branch.get(target, [])):
             carried_by.setdefault(target, []).append(h.id)
             continue
-        moved = next((p for p in sorted(changed) if p != target and h.added
-                      and hunk_present(h, lines_of(p), None)), None)
+        moved = next((p for p in res.changed if p != target and h.added
+                      and hunk_present(h, res.result.get(p, []), None)), None)
         if moved:
             carried_by.setdefault(moved, []).append(h.id)
             continue
@@ -458,33 +500,19 @@ def check(repo, ws: Workspace, original, mainline: int, onto, new_tree: str, ren
         listed = "; ".join(f"{h.id} in {h.path} ({h.header}: {h.first!r})" for h in missing[:10])
         return Verdict(f"the result is missing {len(missing)} hunk(s) of the original change: {listed}. Apply "
                        "them, or declare them with not_applicable and the reason", missing)
-    allowed = ws.editable | set(renames.values())
-    outside = sorted(p for p in changed - allowed if p not in carried_by)
+    outside = sorted(p for p in set(res.changed) - res.allowed if p not in carried_by)
     if outside:
         return Verdict("files the cherry-pick does not touch were changed without carrying any original hunk: "
                        + ", ".join(outside))
-    # Size, in lines and bytes, against the original change.
-    o_lines, o_bytes = _size(repo.diff(parent.tree, original.tree))
-    r_lines, r_bytes = _size(diff)
+    (o_lines, o_bytes), (r_lines, r_bytes) = res.original_size, res.result_size
     if r_lines > 4 * o_lines + 60 or r_bytes > 4 * o_bytes + 6000:
         return Verdict(f"the result changes {r_lines} lines ({r_bytes} bytes) against the branch, far more than the "
                        f"original's {o_lines} lines ({o_bytes} bytes); keep only the original change")
-    # Lines the model wrote that neither side has: listed for review; absurd ones refused.
-    known = set()
-    for path in changed | {h.path for h in ws.hunks.values()}:
-        for commit in (onto, original, parent):
-            known.update(_lines(git.file_at(repo, commit, path)))
-    written = []
-    for patch in diff:
-        for hunk in patch.hunks:
-            for ln in hunk.lines:
-                if ln.origin == "+" and norm(ln.content) and norm(ln.content) not in known:
-                    written.append({"path": patch.delta.new_file.path, "line": ln.content.rstrip("\n")})
-    too_long = [w for w in written if len(w["line"]) > LONG_LINE]
+    too_long = [w for w in res.written if len(w["line"]) > LONG_LINE]
     if too_long:
         return Verdict(f"the model wrote a line of {len(too_long[0]['line']):,} characters in {too_long[0]['path']} "
                        "that is in neither the branch nor the original commit")
-    return Verdict("", [], written)
+    return Verdict("", [], list(res.written))
 
 
 def _size(diff) -> tuple[int, int]:
@@ -530,57 +558,24 @@ def model_diff(ws: Workspace) -> str:
 
 # ------------------------------------------------------------------------------------------------ the agent
 
-@dataclass
-class AgentEnd:
-    ok: bool
-    reason: str = ""
-    escalate: bool = False      # a person is needed now (gave up, or would not finish): no retry
-    usage: str = ""
+REMIND = ("Use the tools: call finish when every conflict is resolved and every hunk applied, or give_up with the "
+          "reason if you cannot.")
 
 
-async def _agent(job, ws: Workspace, prompt: str, stage: str, budget: int) -> AgentEnd:
-    """The tool loop, bounded in turns and tokens. The model ends only through finish or give_up."""
-    client = job.services.llm
-    cfg = job.config.llm
-    messages = [{"role": "user", "content": prompt}]
-    used = 0
-    reminded = False
-    await job.audit.write(stage, "prompt", prompt, budget=budget)
+async def _agent(job, ws: Workspace, prompt: str, stage: str, budget: int) -> LoopEnd:
+    """The tool loop through the gateway, bounded in turns and tokens. The model ends only through finish or
+    give_up; whatever it did, the checker (`check`) decides afterwards."""
+    gateway = llm_mod.for_job(job, stage)
 
-    def usage(turn: int) -> str:
-        return f"{used:,} tokens in {turn + 1} turn(s) (budget {budget:,} tokens, {cfg.max_turns} turns)"
-
-    for turn in range(cfg.max_turns):
-        resp = await client.messages.create(model=cfg.model, max_tokens=cfg.max_tokens, system=SYSTEM,
-                                            tools=TOOLS, messages=messages)
-        used += resp.usage.input_tokens + resp.usage.output_tokens
-        content = [block.model_dump(exclude_none=True) for block in resp.content]
-        await job.audit.write(stage, "reply", json.dumps(content)[:20000], turn=turn, tokens=used)
-        messages.append({"role": "assistant", "content": content})
-        calls = [b for b in resp.content if b.type == "tool_use"]
-        if not calls:
-            words = " ".join(b.text for b in resp.content if getattr(b, "type", "") == "text").strip()
-            if not reminded:
-                reminded = True
-                messages.append({"role": "user", "content": "Use the tools: call finish when every conflict is "
-                                 "resolved and every hunk applied, or give_up with the reason if you cannot."})
-                continue
-            return AgentEnd(False, f"Claude stopped without finishing and said: “{words[:600] or '(nothing)'}”",
-                            escalate=True, usage=usage(turn))
-        results = []
-        for call in calls:
-            out = await asyncio.to_thread(ws.call, call.name, call.input)
-            await job.audit.write(stage, "tool", f"{call.name} {json.dumps(call.input)[:500]} -> {out[:300]}")
-            results.append({"type": "tool_result", "tool_use_id": call.id, "content": out})
-        messages.append({"role": "user", "content": results})
+    def stop() -> LoopEnd | None:
         if ws.gave_up:
-            return AgentEnd(False, f"Claude gave up: “{ws.gave_up}”", escalate=True, usage=usage(turn))
+            return LoopEnd(False, f"Claude gave up: “{ws.gave_up}”", escalate=True)
         if ws.finished:
-            return AgentEnd(True, usage=usage(turn))
-        if used > budget:
-            return AgentEnd(False, f"Claude used its token budget without finishing: {usage(turn)}",
-                            usage=usage(turn))
-    return AgentEnd(False, f"Claude did not finish within {cfg.max_turns} turns", usage=usage(cfg.max_turns - 1))
+            return LoopEnd(True)
+        return None
+
+    return await gateway.tool_loop(SYSTEM, TOOLS, prompt, ws.call, stop=stop, budget=budget,
+                                   max_turns=job.config.llm.max_turns, remind=REMIND)
 
 
 def conflict_excerpt(path: str, text: str, context: int = CONTEXT) -> str:
@@ -701,7 +696,8 @@ async def resolve_conflicts(job, repo, original, onto, result: git.PickResult, m
             new_tree = _tree_from_merge(repo, parent, onto, original, ws.working)
         except git.GitError as exc:
             return Outcome(False, str(exc), model_diff=model_diff(ws), usage=end.usage)
-        verdict = await asyncio.to_thread(check, repo, ws, original, mainline, onto, new_tree, renames)
+        proposal = await asyncio.to_thread(resolution_of, repo, ws, original, mainline, onto, new_tree, renames)
+        verdict = check(proposal)
         if not verdict.complaint:
             na = [{"hunk": h, "path": ws.hunks[h].path, "first": ws.hunks[h].first, "reason": why}
                   for h, why in ws.not_applicable.items()]
@@ -753,6 +749,25 @@ def _mode(original, onto, path: str):
     return pygit2.enums.FileMode.BLOB
 
 
+def check_fix(before: dict[str, str | None], after: dict[str, str | None]) -> str:
+    """A test fix stands only if it leaves no conflict marker, edits only files the backport touched, and
+    changes something. '' when it does, else the complaint."""
+    for path, text in sorted(after.items()):
+        if MARKERS.search(text or ""):
+            return f"conflict markers in {path}"
+    outside = sorted(set(after) - set(before))
+    if outside:
+        return "Claude changed files the backport does not touch: " + ", ".join(outside)
+    if all(after[p] == before.get(p) for p in after):
+        return "Claude changed nothing"
+    return ""
+
+
+def check_fix_size(fixed_lines: int, backport_lines: int) -> str:
+    """A fix far larger than the backport itself is not a fix of it."""
+    return "the fix is far larger than the backport itself" if fixed_lines > 2 * backport_lines + 20 else ""
+
+
 async def fix_test_failure(job, repo, picked: dict, output_tail: str) -> Outcome:
     """One attempt: Claude edits the files the backport touched, given the failing output; the last commit is
     amended with the fix if the checker accepts it."""
@@ -769,20 +784,16 @@ async def fix_test_failure(job, repo, picked: dict, output_tail: str) -> Outcome
     end = await _agent(job, ws, prompt, "test-fix", MIN_BUDGET * 2)
     if not end.ok:
         return Outcome(False, end.reason)
-    for path, text in ws.working.items():
-        if MARKERS.search(text or ""):
-            return Outcome(False, f"conflict markers in {path}")
-    outside = sorted(set(ws.working) - set(before))
-    if outside:
-        return Outcome(False, "Claude changed files the backport does not touch: " + ", ".join(outside))
+    complaint = check_fix(before, ws.working)
+    if complaint:
+        return Outcome(False, complaint)
     changed = sorted(p for p in ws.working if ws.working[p] != before.get(p))
-    if not changed:
-        return Outcome(False, "Claude changed nothing")
     tree = git.tree_with_files(repo, head.tree, {p: ws.working[p] for p in changed})
     fixed_lines, _ = _size(repo.diff(head.tree, repo[pygit2.Oid(hex=tree)]))
     backport_lines, _ = _size(repo.diff(base.tree, head.tree))
-    if fixed_lines > 2 * backport_lines + 20:
-        return Outcome(False, "the fix is far larger than the backport itself")
+    complaint = check_fix_size(fixed_lines, backport_lines)
+    if complaint:
+        return Outcome(False, complaint)
     commit = repo.create_commit(None, head.author, head.committer, head.message, pygit2.Oid(hex=tree),
                                 [p.id for p in head.parents])
     await job.say("Claude changed " + render.lits(changed) + " to fix the tests; running them again.",

@@ -19,6 +19,7 @@ from core import render, slack
 from core.audit import scrub
 from core.chat import CannotPost, Chat
 from core.kinds import BadParams
+from core.llm import ModelError
 from core.logs import setup as setup_logging
 from core.queue import OPEN, job_info, set_info
 from core.quotas import OverBudget, spender
@@ -85,6 +86,14 @@ async def run_job(ctx: dict, *, request: dict) -> str:
         else:
             await run.audit.write("job", "cancelled", "worker stopping; the job goes back on the queue")
         raise
+    except ModelError as exc:
+        if exc.retryable and job.retryable:
+            ended = False
+            await run.audit.write("job", "will-retry", f"the model: {exc.kind}")
+            raise RetryLater(scrub(str(exc)[:2000], services.config.env.secrets())) from None
+        await run.fail(f"the model could not answer ({exc.kind}: {exc.sdk_name}); nothing it would have proposed "
+                       "was used")
+        return "failed"
     except Exception as exc:
         log.exception("job %s failed", job.key)
         if job.retryable:

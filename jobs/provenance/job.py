@@ -139,6 +139,12 @@ def finding_text(f: Finding, repo, upstream_repo) -> str:
     return render.clip(text)
 
 
+SECOND_LOOK_SCHEMA = {
+    "type": "object", "required": ["assessment"],
+    "properties": {"assessment": {"enum": ["derived", "trivial", "independent"]}, "why": {"type": "string"}},
+}
+
+
 async def _second_look(job, f: Finding, repo, upstream_repo) -> str:
     if not f.spans:
         return ""
@@ -147,19 +153,17 @@ async def _second_look(job, f: Finding, repo, upstream_repo) -> str:
     theirs = _excerpt(upstream_repo, f.upstream_commit or "", span.get("upstream_file"), span.get("upstream_lines"),
                       limit=60)
     prompt = llm_mod.fence("ours", ours) + "\n" + llm_mod.fence("upstream", theirs)
-    await job.audit.write("provenance", "prompt", prompt)
-    resp = await job.services.llm.messages.create(model=job.config.llm.model, max_tokens=400, system=SECOND_LOOK,
-                                                  messages=[{"role": "user", "content": prompt}])
-    raw = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
-    await job.audit.write("provenance", "reply", raw)
-    try:
-        data = json.loads(raw.strip().removeprefix("```json").removesuffix("```"))
-        assessment = data.get("assessment")
-        if assessment not in ("derived", "trivial", "independent"):
-            raise ValueError(assessment)
-        return f"{assessment} — {str(data.get('why', ''))[:300]}"
-    except (ValueError, AttributeError):
+    gateway = llm_mod.for_job(job, "provenance")
+    answer = await gateway.ask_json(SECOND_LOOK, prompt, SECOND_LOOK_SCHEMA, what="second look", max_tokens=400)
+    return check_second_look(answer)
+
+
+def check_second_look(answer: llm_mod.Answer) -> str:
+    """The model's second look as advice shown beside the evidence (pure). It never clears a finding: the
+    verdict stays the guard's whatever the model says."""
+    if not answer.ok:
         return "the model's answer was not in the expected shape"
+    return f"{answer.data['assessment']} — {str(answer.data.get('why', ''))[:300]}"
 
 
 @dataclass(frozen=True)

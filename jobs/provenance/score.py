@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -29,6 +29,7 @@ from jobs.provenance.signals import (
 )
 
 
+@dataclass
 class Finding:
     commit: str
     upstream_commit: str | None

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from core import render
 from jobs import digest
 from jobs import provenance
-from jobs.summarize import ModelResult, _render_result
+from jobs.summarize import ModelResult, render_result
 
 LIVE = ("<!", "<@", "<#", "<http", "<mailto", "<tel")
 HOSTILE = st.sampled_from([
@@ -53,7 +53,7 @@ def test_escalations_stay_inert(reason, files, tail):
 @given(file=NAMES, detail=NAMES, advice=NAMES)
 def test_provenance_evidence_stays_inert(file, detail, advice):
     finding = provenance.Finding("a" * 40, "b" * 40, "hunk", 0.9, [file, "ok.c"], detail=detail, advice=advice)
-    assert_inert(provenance._finding_text(finding, None, None))
+    assert_inert(provenance.finding_text(finding, None, None))
 
 
 @settings(max_examples=100, deadline=None)
@@ -61,7 +61,7 @@ def test_provenance_evidence_stays_inert(file, detail, advice):
 def test_summaries_stay_inert(summary, file, area):
     result = ModelResult(data={"summary": summary, "areas": [{"area": area, "points": [summary], "files": [file]}],
                                "review_first": [{"file": file, "why": summary}]})
-    for text in _render_result(result):
+    for text in render_result(result):
         assert_inert(text)
 
 
