@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_AGE_S = 3 * 86400          # a delivery whose event is older than this is ignored
 SEEN_TTL_S = MAX_AGE_S + 86400  # the seen-mark outlives the window: every replay meets one or the other
-MARK_TTL_S = 30 * 86400         # a trigger's marks (e.g. the newest head checked)
 TRIGGERS = {
     "pull_request": (provenance.on_pull_request, firstissue.on_pull_request, backport_triggers.on_pull_request),
     "issue_comment": (backport_triggers.on_comment,),
@@ -80,7 +79,7 @@ async def handle(services, request: web.Request) -> web.Response:
                                heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days)
             keys.append(sub.key)
             for key, value in req.after.items():
-                await services.redis.set(key, value, ex=MARK_TTL_S)
+                await services.redis.set(key, value, ex=services.config.queue.ttl_s)
         await services.redis.set(seen, "done", ex=SEEN_TTL_S)
     except (QueueUnavailable, RedisError, OSError) as exc:
         await _forget(services, request)

@@ -30,17 +30,17 @@ async def retry(services, key: str, user: str, run: str | None = None) -> str:
         return "Sorry, only maintainers can retry a job."
     info = await job_info(services.redis, key)
     if not info:
-        return f"No job `{key}` is known (jobs are kept 30 days)."
+        return f"No job `{key}` is known (jobs are kept {services.config.queue.audit_ttl_days} days)."
     if info.get("status") == "dismissed":
         return f"Job `{key}` was dismissed; ask for it again with its command."
     if stale := _stale(key, info, run):
         return stale
     claim = f"bot:job:{key}:retried:{info.get('run', '1')}"
-    if not await services.redis.set(claim, user, nx=True, ex=30 * 86400):
+    if not await services.redis.set(claim, user, nx=True, ex=services.config.queue.ttl_s):
         return f"Job `{key}` was already retried."
     q = services.config.queue
     if not await requeue(services.queue_named(info.get("queue", "")), services.redis, key, timeout_s=q.job_timeout_s,
-                         heartbeat_s=q.heartbeat_s, retries=q.retries):
+                         heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days):
         await services.redis.delete(claim)
         return f"Job `{key}` is already queued or running."
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
@@ -54,14 +54,14 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
         return "Sorry, only maintainers can dismiss a job."
     info = await job_info(services.redis, key)
     if not info:
-        return f"No job `{key}` is known (jobs are kept 30 days)."
+        return f"No job `{key}` is known (jobs are kept {services.config.queue.audit_ttl_days} days)."
     if stale := _stale(key, info, run):
         return stale
     existing = await services.queue_named(info.get("queue", "")).job(key)
     if existing is not None and existing.status in ("queued", "active"):
         return f"Job `{key}` is running; wait for it to stop before dismissing it."
     if not await services.redis.set(f"bot:job:{key}:dismissed:{info.get('run', '1')}", user, nx=True,
-                                    ex=30 * 86400):
+                                    ex=services.config.queue.ttl_s):
         return f"Job `{key}` was already dismissed."
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
     await thread.reply(f":no_entry_sign: Dismissed by <@{user}>. Nothing more will happen in this thread.")
@@ -74,7 +74,7 @@ async def describe(services, key: str) -> str:
     """A job's status and the tail of its audit log (console `/job <id>`)."""
     info = await job_info(services.redis, key)
     if not info:
-        return f"No job `{key}` is known (jobs are kept 30 days)."
+        return f"No job `{key}` is known (jobs are kept {services.config.queue.audit_ttl_days} days)."
     lines = [f"job {key}: {info.get('summary')} — {info.get('status')} {info.get('detail', '')}".rstrip()]
     for e in (await Audit(services.redis, key).entries(-25, -1)):
         lines.append(f"  {e['stage']:>10} {e['kind']:<12} {e['text'][:200]}")

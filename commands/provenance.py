@@ -12,7 +12,7 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if len(args) != 1:
         raise Usage("give exactly one pull request")
     ref = parse_pr(inv.config, args[0])
-    if "provenance" not in inv.config.sections:
+    if inv.config.provenance is None:
         return Reply("Provenance checks are not configured: add a [provenance] table to bot.toml "
                      "(upstream, tainted, allowed). Nothing was queued.")
     if isinstance(ref, PRRef):

@@ -1,4 +1,5 @@
-"""The audit log: every stage, command, test output, prompt, reply and retry of a job, kept 30 days.
+"""The audit log: every stage, command, test output, prompt, reply and retry of a job, kept `[queue]
+audit_ttl_days` (30 by default).
 
 One Redis list per job key (`bot:audit:<key>`), JSON entries, its expiry renewed on every write so the log
 outlives the job by the configured number of days. Secrets are scrubbed before anything is written.

@@ -6,15 +6,16 @@ start-up with one `ConfigError` line that names the key and says what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+import typing
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core.names import branch_problem
-from core.quotas import QuotaConfig
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -25,44 +26,78 @@ class ConfigError(Exception):
     """A broken or incomplete configuration; str() is the one line shown at start-up."""
 
 
+def setting(default: Any = MISSING, *, minimum: float | None = None, choices: tuple = (), doc: str = "",
+            factory: Any = MISSING) -> Any:
+    """A declared setting: its default, its bounds and what it is for (README and error messages use these)."""
+    meta = {"minimum": minimum, "choices": choices, "doc": doc}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class AdversarialConfig:
-    build: str = ""
-    start: str = ""
-    protocol: str = "resp"
-    ready: tuple[str, ...] = ("PING",)
-    invariants: tuple[tuple[str, ...], ...] = ()
-    attempts: int = 200
-    attempt_timeout_s: float = 15
-    time_budget_s: float = 900
+    """`[adversarial]` (or `[repos.adversarial]`): how to build and start the target, and the attack budget."""
+
+    start: str = setting(doc="the command that starts the target, with {port}")
+    build: str = setting("", doc="run in the sandbox over the change's checkout")
+    protocol: str = setting("resp", choices=("resp", "lines"))
+    ready: tuple[str, ...] = setting(("PING",), doc="must answer before attacks begin")
+    invariants: tuple[tuple[str, ...], ...] = setting((), doc="command sequences whose first and last replies match")
+    attempts: int = setting(200, minimum=1)
+    attempt_timeout_s: float = setting(15.0, minimum=0.1)
+    time_budget_s: float = setting(900.0, minimum=1)
+
+    def problems(self):
+        if not self.start:
+            yield "start", "required: the command that starts the target, with {port}"
+        for seq in self.invariants:
+            if len(seq) < 2:
+                yield "invariants", "expected a list of command lists, each with at least two commands"
 
 
 @dataclass(frozen=True)
 class SandboxConfig:
     """`[sandbox]` (or `[repos.sandbox]`): limits of the sandbox that runs repository code (core/sandbox.py)."""
 
-    allow_unisolated: bool = False
-    memory_mb: int = 4096
-    pids: int = 512
-    disk_mb: int = 8192
-    cpu_s: int = 3600
-    nofile: int = 4096
-    file_mb: int = 2048
-    tmp_mb: int = 1024
-    cpus: int = 0             # CPU bandwidth cap in cores (cgroup cpu.max); 0: none
+    allow_unisolated: bool = setting(False, doc="run without isolation where none is available (said each time)")
+    memory_mb: int = setting(4096, minimum=1)
+    pids: int = setting(512, minimum=1)
+    disk_mb: int = setting(8192, minimum=1)
+    cpu_s: int = setting(3600, minimum=1)
+    nofile: int = setting(4096, minimum=1)
+    file_mb: int = setting(2048, minimum=1)
+    tmp_mb: int = setting(1024, minimum=1)
+    cpus: int = setting(0, minimum=0, doc="CPU bandwidth cap in cores (cgroup cpu.max); 0: none")
 
 
 @dataclass(frozen=True)
 class RepoConfig:
-    github: str
-    default_branch: str = "main"
-    clone_url: str = ""
-    releases: dict[str, str] = field(default_factory=dict)
-    test_command: str = ""
-    test_timeout_s: int = 1800
+    """`[[repos]]`: one repository; the first is the default for commands."""
+
+    github: str = setting(doc="owner/name")
+    default_branch: str = setting("main")
+    clone_url: str = setting("", doc="defaults to the GitHub URL; a local path or file:// URL also works")
+    releases: dict[str, str] = setting(factory=dict, doc="release name = branch")
+    test_command: str = setting("")
+    test_timeout_s: int = setting(1800, minimum=1)
     adversarial: AdversarialConfig | None = None
     sandbox: SandboxConfig | None = None
-    protected_branches: tuple[str, ...] = ()   # besides default_branch, where backported commits may come from
+    protected_branches: tuple[str, ...] = setting((), doc="besides default_branch, where backports may come from")
+
+    def problems(self):
+        if not REPO_NAME.match(self.github):
+            yield "github", f"expected \"owner/name\", got {self.github!r}"
+        if branch_problem(self.default_branch):
+            yield "default_branch", f"not a valid branch name: {self.default_branch!r} {branch_problem(self.default_branch)}"
+        if self.clone_url.startswith("-"):
+            yield "clone_url", "must not start with '-'"
+        for name, branch in self.releases.items():
+            if branch_problem(branch) or branch_problem(name):
+                yield f"releases.{name}", (f"not a valid branch name: {branch!r} "
+                                           f"{branch_problem(branch) or branch_problem(name)}")
+        if any(branch_problem(b) for b in self.protected_branches):
+            yield "protected_branches", "expected a list of valid branch names"
 
     @property
     def owner(self) -> str:
@@ -79,49 +114,137 @@ class RepoConfig:
 
 @dataclass(frozen=True)
 class SlackConfig:
-    maintainers: tuple[str, ...] = ()
-    notify_channel: str = ""
-    security_channel: str = ""
+    """`[slack]`: who the maintainers are and where unasked-for results go."""
+
+    maintainers: tuple[str, ...] = setting((), doc="Slack user (U…/W…) and user-group (S…) IDs")
+    notify_channel: str = setting("", doc="where GitHub-triggered jobs post")
+    security_channel: str = setting("", doc="private: adversarial findings go here and only here")
+
+    def problems(self):
+        for m in self.maintainers:
+            if not SLACK_ID.match(m):
+                yield "maintainers", f"{m!r} is not a Slack user (U…/W…) or user-group (S…) ID"
+        for name in ("notify_channel", "security_channel"):
+            value = getattr(self, name)
+            if value and not CHANNEL_ID.match(value):
+                yield name, f"expected a Slack channel ID like C01ABC, got {value!r}"
 
 
 @dataclass(frozen=True)
 class LLMConfig:
-    model: str = "claude-sonnet-4-5"
-    max_tokens: int = 4096
-    max_turns: int = 12
+    """`[llm]`: the model and its limits."""
+
+    model: str = setting("claude-sonnet-4-5")
+    max_tokens: int = setting(4096, minimum=1, doc="per reply")
+    max_turns: int = setting(12, minimum=1, doc="tool-use turns per resolution")
+
+    def problems(self):
+        if not self.model:
+            yield "model", "must not be empty"
 
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """How jobs run; the defaults suit production, tests shorten them."""
+    """`[queue]`: how jobs run; the defaults suit production, tests shorten them. `audit_ttl_days` is how long
+    every job record, audit log, checkpoint and once-mark lives."""
 
-    concurrency: int = 2
-    heartbeat_s: int = 30
-    sweep_s: int = 10
-    job_timeout_s: int = 7200
-    retries: int = 3
-    audit_ttl_days: int = 30
-    allow_eviction: bool = False      # run on a store that may evict keys (loudly warned); off by default
+    concurrency: int = setting(2, minimum=1)
+    heartbeat_s: int = setting(30, minimum=1)
+    sweep_s: int = setting(10, minimum=1)
+    job_timeout_s: int = setting(7200, minimum=1)
+    retries: int = setting(3, minimum=1)
+    audit_ttl_days: int = setting(30, minimum=1)
+    allow_eviction: bool = setting(False, doc="run on a store that may evict keys (loudly warned)")
+
+    @property
+    def ttl_s(self) -> int:
+        return self.audit_ttl_days * 86400
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    """`[quotas]`: admission limits for people who are not maintainers; maintainers get their own (0 = no limit,
+    the default: a maintainer backporting twenty PRs is the bot's purpose, not a flood)."""
+
+    queued_per_user: int = setting(5, minimum=1, doc="jobs one person may have waiting or running")
+    queued_per_channel: int = setting(20, minimum=1, doc="outsiders' jobs waiting or running in one channel")
+    per_user_per_hour: int = setting(60, minimum=1, doc="commands that queue jobs")
+    anyone_per_user_per_hour: int = setting(10, minimum=1, doc="the same, for commands anyone may run")
+    per_channel_per_hour: int = setting(200, minimum=1)
+    queued_per_maintainer: int = setting(0, minimum=0)
+    maintainer_per_hour: int = setting(0, minimum=0)
+    github_calls_per_user_per_hour: int = setting(2000, minimum=1)
+    llm_tokens_per_user_per_day: int = setting(2_000_000, minimum=1)
+    low_concurrency: int = setting(1, minimum=1, doc="job slots per worker for the low-priority queue")
+
+
+@dataclass(frozen=True)
+class ProvenanceConfig:
+    """`[provenance]`: the forbidden upstream history (its refs) and what of it stays allowed."""
+
+    upstream: str = setting(doc="the upstream's URL or local path")
+    tainted: tuple[str, ...] = setting(doc="upstream refs whose history is off limits")
+    allowed: tuple[str, ...] = setting((), doc="…except what these refs also reach")
+    normalize: dict[str, str] = setting(factory=dict, doc="upstream name = our name")
+    exclude: tuple[str, ...] = setting((), doc="path prefixes never fingerprinted")
+    github: str = setting("", doc="the upstream's owner/name, for PR references")
+
+    def problems(self):
+        if not self.upstream or self.upstream.startswith("-"):
+            yield "upstream", "expected the upstream's URL or local path"
+        for key in ("tainted", "allowed", "exclude"):
+            if not all(v and not v.startswith("-") for v in getattr(self, key)):
+                yield key, "expected a list of names"
+        if not self.tainted:
+            yield "tainted", "name at least one upstream ref whose history is off limits"
+        if self.github and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.github):
+            yield "github", "expected the upstream's owner/name, e.g. redis/redis"
+
+
+@dataclass(frozen=True)
+class SummarizeConfig:
+    """`[summarize]`: the budget of one model call, and areas for repos whose layout says little."""
+
+    input_tokens: int = setting(32_000, minimum=2000, doc="counted with the API, never guessed")
+    areas: dict[str, str] = setting(factory=dict, doc="path prefix = area name")
+
+
+@dataclass(frozen=True)
+class FirstIssueConfig:
+    """`[firstissue]`: the newcomer's clock."""
+
+    nudge_after_days: float = setting(14.0, minimum=0.001, doc="quiet days before one friendly nudge")
+    return_after_days: float = setting(14.0, minimum=0.001, doc="days after the nudge before the issue returns")
+
+
+def variable(name: str, default: Any = "", *, secret: bool = False) -> Any:
+    """A field of Env read from the environment variable `name`; `secret` values are scrubbed everywhere."""
+    return field(default=default, metadata={"env": name, "secret": secret})
 
 
 @dataclass(frozen=True)
 class Env:
-    """Secrets and deployment settings from the environment."""
+    """Secrets and deployment settings from the environment: each field names its variable, and whether it is
+    a secret (scrubbed from logs, messages, job records and sandbox output) — the one list of them."""
 
-    redis_url: str = ""
-    data_dir: Path = Path(".bot-data")
-    slack_bot_token: str = ""
-    slack_signing_secret: str = ""
-    slack_app_token: str = ""
-    slack_api_url: str = "https://slack.com/api/"
-    github_token: str = ""
-    github_app_id: str = ""
-    github_app_private_key: str = ""
-    github_api_url: str = "https://api.github.com"
-    github_webhook_secret: str = ""
-    anthropic_api_key: str = ""
-    anthropic_base_url: str = ""
-    port: int = 3000
+    redis_url: str = variable("REDIS_URL", secret=True)        # its password is the secret part
+    data_dir: Path = variable("BOT_DATA_DIR", Path(".bot-data"))
+    slack_bot_token: str = variable("SLACK_BOT_TOKEN", secret=True)
+    slack_signing_secret: str = variable("SLACK_SIGNING_SECRET", secret=True)
+    slack_app_token: str = variable("SLACK_APP_TOKEN", secret=True)
+    slack_api_url: str = variable("SLACK_API_URL", "https://slack.com/api/")
+    github_token: str = variable("GITHUB_TOKEN", secret=True)
+    github_app_id: str = variable("GITHUB_APP_ID")
+    github_app_private_key: str = variable("GITHUB_APP_PRIVATE_KEY", secret=True)
+    github_api_url: str = variable("GITHUB_API_URL", "https://api.github.com")
+    github_webhook_secret: str = variable("GITHUB_WEBHOOK_SECRET", secret=True)
+    anthropic_api_key: str = variable("ANTHROPIC_API_KEY", secret=True)
+    anthropic_base_url: str = variable("ANTHROPIC_BASE_URL")
+    port: int = variable("PORT", 3000)
+
+    @classmethod
+    def secret_variables(cls) -> list[str]:
+        return [f.metadata["env"] for f in dataclasses.fields(cls) if f.metadata.get("secret")]
 
     @property
     def slack_mode(self) -> str:
@@ -133,11 +256,12 @@ class Env:
         return "console"
 
     def secrets(self) -> list[str]:
-        """Every secret value set, for scrubbing logs, messages and job records: the tokens, the password in
-        REDIS_URL, and the GitHub App key whole and line by line (a traceback may quote one line)."""
-        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.github_token,
-                  self.github_app_private_key, self.github_webhook_secret, self.anthropic_api_key,
-                  redis_password(self.redis_url)]
+        """Every secret value set, for scrubbing logs, messages and job records: the secret variables, the
+        password in REDIS_URL (not the whole URL), and the GitHub App key line by line (a traceback may quote
+        one line)."""
+        values = [getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.metadata.get("secret") and f.name != "redis_url"]
+        values.append(redis_password(self.redis_url))
         values += [line.strip() for line in self.github_app_private_key.splitlines()
                    if len(line.strip()) >= 16 and not line.startswith("-----")]
         # Longest first, so a secret that contains another is replaced whole.
@@ -153,7 +277,9 @@ class Config:
     adversarial: AdversarialConfig | None = None
     sandbox: SandboxConfig = SandboxConfig()
     quotas: QuotaConfig = QuotaConfig()
-    sections: dict[str, Any] = field(default_factory=dict)  # other tables, validated by their own modules
+    provenance: ProvenanceConfig | None = None
+    summarize: SummarizeConfig = SummarizeConfig()
+    firstissue: FirstIssueConfig = FirstIssueConfig()
     env: Env = Env()
     path: Path | None = None
     demo: bool = False
@@ -187,36 +313,25 @@ def redis_password(url: str) -> str:
 
 
 def load_env(environ: dict[str, str] | None = None) -> Env:
+    """Env from the environment: each field from the variable it declares, then the few that need a check."""
     e = os.environ if environ is None else environ
-    port_text = e.get("PORT", "3000") or "3000"
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    values: dict[str, Any] = {f.name: e.get(f.metadata["env"]) or f.default for f in dataclasses.fields(Env)}
+    port_text = str(values["port"])
+    if not port_text.isascii() or not port_text.isdecimal() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PORT: expected a TCP port number, got {port_text!r}")
-    key = e.get("GITHUB_APP_PRIVATE_KEY", "")
+    values["port"] = int(port_text)
+    key = values["github_app_private_key"]
     if key and "-----BEGIN" not in key:
         try:
-            key = Path(key).read_text()
+            values["github_app_private_key"] = Path(key).read_text()
         except OSError as exc:
             raise ConfigError(f"GITHUB_APP_PRIVATE_KEY: neither PEM text nor a readable file ({exc.strerror})")
-    if bool(e.get("GITHUB_APP_ID")) != bool(key):
+    if bool(values["github_app_id"]) != bool(values["github_app_private_key"]):
         raise ConfigError("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY: set both for GitHub App auth, or neither")
-    slack_api = e.get("SLACK_API_URL") or "https://slack.com/api/"
-    env = Env(
-        redis_url=e.get("REDIS_URL", ""),
-        data_dir=Path(e.get("BOT_DATA_DIR") or ".bot-data").absolute(),
-        slack_bot_token=e.get("SLACK_BOT_TOKEN", ""),
-        slack_signing_secret=e.get("SLACK_SIGNING_SECRET", ""),
-        slack_app_token=e.get("SLACK_APP_TOKEN", ""),
-        slack_api_url=slack_api if slack_api.endswith("/") else slack_api + "/",
-        github_token=e.get("GITHUB_TOKEN", ""),
-        github_app_id=e.get("GITHUB_APP_ID", ""),
-        github_app_private_key=key,
-        github_api_url=(e.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
-        github_webhook_secret=e.get("GITHUB_WEBHOOK_SECRET", ""),
-        anthropic_api_key=e.get("ANTHROPIC_API_KEY", ""),
-        anthropic_base_url=e.get("ANTHROPIC_BASE_URL", ""),
-        port=int(port_text),
-    )
-    return env
+    values["data_dir"] = Path(values["data_dir"]).absolute()
+    values["slack_api_url"] = values["slack_api_url"].rstrip("/") + "/"
+    values["github_api_url"] = values["github_api_url"].rstrip("/")
+    return Env(**values)
 
 
 def check_web(env: Env) -> None:
@@ -251,158 +366,104 @@ def load(environ: dict[str, str] | None = None, *, allow_demo: bool = False) -> 
     return parse(data, env=env, path=path)
 
 
+# The tables of bot.toml: each a dataclass whose fields declare the keys, their types, defaults and bounds.
+TABLES: dict[str, type] = {
+    "slack": SlackConfig, "llm": LLMConfig, "queue": QueueConfig, "sandbox": SandboxConfig, "quotas": QuotaConfig,
+    "adversarial": AdversarialConfig, "provenance": ProvenanceConfig, "summarize": SummarizeConfig,
+    "firstissue": FirstIssueConfig,
+}
+OPTIONAL = {"adversarial", "provenance"}      # absent: the feature is off
+
+
 def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -> Config:
-    """Validate a decoded TOML document into a Config."""
+    """Validate a decoded TOML document into a Config: every table, every key, every type, at once."""
     where = str(path or "bot.toml")
 
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {message}")
 
+    unknown = sorted(set(data) - set(TABLES) - {"repos"})
+    if unknown:
+        raise fail(unknown[0], "unknown table (known: repos, " + ", ".join(TABLES) + ")")
     repos_data = data.get("repos")
     if not isinstance(repos_data, list) or not repos_data:
         raise fail("repos", "at least one [[repos]] table is required")
-    repos = []
+    repos: list[RepoConfig] = []
     seen = set()
     for i, raw in enumerate(repos_data):
         key = f"repos[{i}]"
         if not isinstance(raw, dict):
             raise fail(key, "expected a table")
-        repos.append(_repo(raw, key, fail, env))
-        if repos[-1].github.lower() in seen:
-            raise fail(f"{key}.github", f"{repos[-1].github} is listed twice")
-        seen.add(repos[-1].github.lower())
-
-    slack_raw = _table(data, "slack", fail)
-    maintainers = slack_raw.get("maintainers", [])
-    if not isinstance(maintainers, list) or not all(isinstance(m, str) for m in maintainers):
-        raise fail("slack.maintainers", "expected a list of Slack user or user-group IDs")
-    for m in maintainers:
-        if not SLACK_ID.match(m):
-            raise fail("slack.maintainers", f"{m!r} is not a Slack user (U…/W…) or user-group (S…) ID")
-    for name in ("notify_channel", "security_channel"):
-        value = slack_raw.get(name, "")
-        if not isinstance(value, str) or (value and not CHANNEL_ID.match(value)):
-            raise fail(f"slack.{name}", f"expected a Slack channel ID like C01ABC, got {value!r}")
-    slack = SlackConfig(tuple(maintainers), slack_raw.get("notify_channel", ""), slack_raw.get("security_channel", ""))
-
-    llm_raw = _table(data, "llm", fail)
-    llm = LLMConfig(
-        model=_get(llm_raw, "model", str, LLMConfig.model, "llm", fail),
-        max_tokens=_get(llm_raw, "max_tokens", int, LLMConfig.max_tokens, "llm", fail),
-        max_turns=_get(llm_raw, "max_turns", int, LLMConfig.max_turns, "llm", fail),
-    )
-    if not llm.model:
-        raise fail("llm.model", "must not be empty")
-
-    q_raw = _table(data, "queue", fail)
-    queue = QueueConfig(**{
-        name: _get(q_raw, name, int, getattr(QueueConfig, name), "queue", fail, minimum=1)
-        for name in QueueConfig.__dataclass_fields__ if name != "allow_eviction"
-    }, allow_eviction=_get(q_raw, "allow_eviction", bool, False, "queue", fail))
-
-    adversarial = _adversarial(data["adversarial"], "adversarial", fail) if "adversarial" in data else None
-    sandbox = _sandbox(data["sandbox"], "sandbox", fail) if "sandbox" in data else SandboxConfig()
-    quotas_raw = _table(data, "quotas", fail)
-    unknown = set(quotas_raw) - set(QuotaConfig.__dataclass_fields__)
-    if unknown:
-        raise fail(f"quotas.{sorted(unknown)[0]}", "unknown key (known: " + ", ".join(QuotaConfig.__dataclass_fields__) + ")")
-    quotas = QuotaConfig(**{name: _get(quotas_raw, name, int, getattr(QuotaConfig, name), "quotas", fail,
-                                       minimum=0 if "maintainer" in name else 1)
-                            for name in QuotaConfig.__dataclass_fields__})
-    known = {"repos", "slack", "llm", "queue", "adversarial", "sandbox", "quotas"}
-    sections = {k: v for k, v in data.items() if k not in known}
-    return Config(tuple(repos), slack, llm, queue, adversarial, sandbox, quotas, sections, env, path)
+        if not isinstance(raw.get("github"), str):
+            raise fail(f"{key}.github", f"expected \"owner/name\", got {raw.get('github')!r}")
+        nested = {name: build(TABLES[name], raw[name], f"{key}.{name}", fail)
+                  for name in ("adversarial", "sandbox") if name in raw}
+        repo = build(RepoConfig, {k: v for k, v in raw.items() if k not in nested}, key, fail)
+        if not repo.clone_url:
+            web = "https://github.com" if "api.github.com" in env.github_api_url else env.github_api_url.split("/api/")[0]
+            repo = replace(repo, clone_url=f"{web}/{repo.github}.git")
+        repo = replace(repo, **nested)
+        if repo.github.lower() in seen:
+            raise fail(f"{key}.github", f"{repo.github} is listed twice")
+        seen.add(repo.github.lower())
+        repos.append(repo)
+    tables = {name: build(cls, data.get(name, {}), name, fail) for name, cls in TABLES.items()
+              if name in data or name not in OPTIONAL}
+    return Config(tuple(repos), env=env, path=path, **tables)
 
 
-def _table(data: dict, name: str, fail) -> dict:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise fail(name, "expected a table")
-    return value
-
-
-def _get(raw: dict, name: str, kind: type, default, prefix: str, fail, minimum: int | None = None):
-    value = raw.get(name, default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise fail(f"{prefix}.{name}", f"expected {kind.__name__}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise fail(f"{prefix}.{name}", f"must be at least {minimum}, got {value!r}")
-    return value
-
-
-def _repo(raw: dict, key: str, fail, env: Env) -> RepoConfig:
-    github = raw.get("github")
-    if not isinstance(github, str) or not REPO_NAME.match(github):
-        raise fail(f"{key}.github", f"expected \"owner/name\", got {github!r}")
-    default_branch = _get(raw, "default_branch", str, "main", key, fail)
-    if branch_problem(default_branch):
-        raise fail(f"{key}.default_branch", f"not a valid branch name: {default_branch!r} {branch_problem(default_branch)}")
-    clone_url = _get(raw, "clone_url", str, "", key, fail)
-    if not clone_url:
-        web = "https://github.com" if "api.github.com" in env.github_api_url else env.github_api_url.split("/api/")[0]
-        clone_url = f"{web}/{github}.git"
-    elif clone_url.startswith("-"):
-        raise fail(f"{key}.clone_url", "must not start with '-'")
-    releases = raw.get("releases", {})
-    if not isinstance(releases, dict):
-        raise fail(f"{key}.releases", "expected a table of release name = branch")
-    for name, branch in releases.items():
-        if branch_problem(branch) or branch_problem(name):
-            raise fail(f"{key}.releases.{name}", f"not a valid branch name: {branch!r} "
-                       f"{branch_problem(branch) or branch_problem(name)}")
-    test_command = _get(raw, "test_command", str, "", key, fail)
-    timeout = _get(raw, "test_timeout_s", int, 1800, key, fail, minimum=1)
-    adversarial = _adversarial(raw["adversarial"], f"{key}.adversarial", fail) if "adversarial" in raw else None
-    sandbox = _sandbox(raw["sandbox"], f"{key}.sandbox", fail) if "sandbox" in raw else None
-    protected = raw.get("protected_branches", [])
-    if not isinstance(protected, list) or any(branch_problem(b) for b in protected):
-        raise fail(f"{key}.protected_branches", "expected a list of valid branch names")
-    return RepoConfig(github, default_branch, clone_url, dict(releases), test_command, timeout, adversarial,
-                      sandbox, tuple(protected))
-
-
-def _sandbox(raw: Any, key: str, fail) -> SandboxConfig:
+def build(cls: type, raw: Any, key: str, fail):
+    """One table checked against its dataclass: no unknown key, each value of its declared type and within its
+    bounds, then the class's own `problems()`; the first problem is raised, naming its key."""
     if not isinstance(raw, dict):
         raise fail(key, "expected a table")
-    unknown = set(raw) - set(SandboxConfig.__dataclass_fields__)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    nested = {name for name, hint in hints.items() if name in fields and _nested(hint)}
+    unknown = sorted(set(raw) - (set(fields) - nested))
     if unknown:
-        raise fail(f"{key}.{sorted(unknown)[0]}", "unknown key (known: "
-                   + ", ".join(SandboxConfig.__dataclass_fields__) + ")")
-    d = SandboxConfig()
-    values: dict[str, Any] = {"allow_unisolated": _get(raw, "allow_unisolated", bool, False, key, fail)}
-    for name in SandboxConfig.__dataclass_fields__:
-        if name != "allow_unisolated":
-            values[name] = _get(raw, name, int, getattr(d, name), key, fail, minimum=0 if name == "cpus" else 1)
-    return SandboxConfig(**values)
+        raise fail(f"{key}.{unknown[0]}", "unknown key (known: " + ", ".join(n for n in fields if n not in nested) + ")")
+    values = {}
+    for name, f in fields.items():
+        if name in nested:
+            continue
+        if name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise fail(f"{key}.{name}", "required" + (f": {f.metadata['doc']}" if f.metadata.get("doc") else ""))
+            continue
+        values[name] = _value(raw[name], hints[name], f"{key}.{name}", fail)
+        meta = f.metadata
+        if meta.get("minimum") is not None and values[name] < meta["minimum"]:
+            raise fail(f"{key}.{name}", f"must be at least {meta['minimum']}, got {values[name]!r}")
+        if meta.get("choices") and values[name] not in meta["choices"]:
+            raise fail(f"{key}.{name}", "expected " + " or ".join(f'"{c}"' for c in meta["choices"])
+                       + f", got {values[name]!r}")
+    obj = cls(**values)
+    for sub, message in getattr(obj, "problems", lambda: ())():
+        raise fail(f"{key}.{sub}", message)
+    return obj
 
 
-def _adversarial(raw: Any, key: str, fail) -> AdversarialConfig:
-    if not isinstance(raw, dict):
-        raise fail(key, "expected a table")
-    d = AdversarialConfig()
-    protocol = _get(raw, "protocol", str, d.protocol, key, fail)
-    if protocol not in ("resp", "lines"):
-        raise fail(f"{key}.protocol", f"expected \"resp\" or \"lines\", got {protocol!r}")
-    ready = raw.get("ready", list(d.ready))
-    if not isinstance(ready, list) or not all(isinstance(r, str) for r in ready):
-        raise fail(f"{key}.ready", "expected a list of commands")
-    invariants = raw.get("invariants", [])
-    if not isinstance(invariants, list) or not all(
-        isinstance(seq, list) and len(seq) >= 2 and all(isinstance(c, str) for c in seq) for seq in invariants
-    ):
-        raise fail(f"{key}.invariants", "expected a list of command lists, each with at least two commands")
-    start = _get(raw, "start", str, "", key, fail)
-    if not start:
-        raise fail(f"{key}.start", "required: the command that starts the target, with {port}")
-    return AdversarialConfig(
-        build=_get(raw, "build", str, "", key, fail),
-        start=start,
-        protocol=protocol,
-        ready=tuple(ready),
-        invariants=tuple(tuple(seq) for seq in invariants),
-        attempts=_get(raw, "attempts", int, d.attempts, key, fail, minimum=1),
-        attempt_timeout_s=_get(raw, "attempt_timeout_s", float, d.attempt_timeout_s, key, fail),
-        time_budget_s=_get(raw, "time_budget_s", float, d.time_budget_s, key, fail),
-    )
+def _nested(hint) -> bool:
+    return any(isinstance(a, type) and dataclasses.is_dataclass(a) for a in typing.get_args(hint))
+
+
+def _value(value: Any, hint: Any, key: str, fail) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise fail(key, f"expected a number, got {value!r}")
+    if hint in (str, int, bool):
+        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+            return value
+        raise fail(key, f"expected {hint.__name__}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise fail(key, f"expected a list, got {value!r}")
+        return tuple(_value(v, args[0], key, fail) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail(key, f"expected a table, got {value!r}")
+        return {_value(k, args[0], key, fail): _value(v, args[1], f"{key}.{k}", fail) for k, v in value.items()}
+    raise TypeError(f"{key}: no rule for {hint!r}")

@@ -301,7 +301,7 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
 
 
 async def requeue(queue: Queue, redis: aioredis.Redis, key: str, *, timeout_s: int = 7200, heartbeat_s: int = 30,
-                  retries: int = 3) -> bool:
+                  retries: int = 3, ttl_days: int = 30) -> bool:
     """Run a finished job again (the Retry button): same key, same thread, next run number."""
     info = await job_info(redis, key)
     if not info:
@@ -312,7 +312,7 @@ async def requeue(queue: Queue, redis: aioredis.Redis, key: str, *, timeout_s: i
     request = {k: info.get(k, "") for k in ("kind", "requester", "dest")}
     request["params"] = json.loads(info.get("params", "{}"))
     job = BotJob(function="run_job", key=key, kwargs={"request": request}, timeout=timeout_s, heartbeat=heartbeat_s,
-              retries=retries, retry_delay=2.0, retry_backoff=60.0, ttl=30 * 86400)
+              retries=retries, retry_delay=2.0, retry_backoff=60.0, ttl=ttl_days * 86400)
     if await queue.enqueue(job) is None:
         return False
     await redis.hincrby(info_key(key), "run", 1)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextvars
 import time
 import uuid
-from dataclasses import dataclass
+
+from core.config import QuotaConfig
 
 DAY = 86400
 
@@ -23,23 +24,6 @@ spender: contextvars.ContextVar[str] = contextvars.ContextVar("spender", default
 
 class OverBudget(Exception):
     """A person's GitHub or model budget for the period is spent; str() says which and until when."""
-
-
-@dataclass(frozen=True)
-class QuotaConfig:
-    """Admission limits apply to people who are not maintainers; maintainers get their own (0 = no limit,
-    the default: a maintainer backporting twenty PRs is the bot's purpose, not a flood)."""
-
-    queued_per_user: int = 5                  # jobs one person may have waiting or running
-    queued_per_channel: int = 20              # outsiders' jobs waiting or running in one channel
-    per_user_per_hour: int = 60               # commands that queue jobs
-    anyone_per_user_per_hour: int = 10        # the same, for commands anyone may run
-    per_channel_per_hour: int = 200
-    queued_per_maintainer: int = 0
-    maintainer_per_hour: int = 0
-    github_calls_per_user_per_hour: int = 2000
-    llm_tokens_per_user_per_day: int = 2_000_000
-    low_concurrency: int = 1                  # job slots per worker for the low-priority queue
 
 
 ADMIT = """

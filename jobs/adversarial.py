@@ -518,7 +518,7 @@ def _script_text(script: list[list[str]]) -> str:
 async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) -> None:
     """One message per finding in the private security channel (never in the invoking thread)."""
     mark = hashlib.sha1(repr(f.key).encode()).hexdigest()[:12]
-    if not await job.redis.set(f"bot:job:{job.key}:reported:{mark}", "1", nx=True, ex=30 * 86400):
+    if not await job.redis.set(f"bot:job:{job.key}:reported:{mark}", "1", nx=True, ex=job.config.queue.ttl_s):
         return                                  # already reported by an earlier attempt of this job
     chat = job.thread.chat
     p = job.params

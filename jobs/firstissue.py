@@ -24,13 +24,8 @@ LINKS = "bot:fi:links"
 
 
 def periods(config) -> tuple[float, float]:
-    raw = config.sections.get("firstissue") or {}
-    nudge = raw.get("nudge_after_days", 14)
-    back = raw.get("return_after_days", 14)
-    for name, value in (("nudge_after_days", nudge), ("return_after_days", back)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise JobFailed(f"[firstissue] {name} must be a positive number of days")
-    return nudge * DAY, back * DAY
+    """`[firstissue]`: seconds of quiet before the nudge, and after it before the issue returns."""
+    return config.firstissue.nudge_after_days * DAY, config.firstissue.return_after_days * DAY
 
 
 class Pool:

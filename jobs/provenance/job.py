@@ -177,16 +177,13 @@ KIND = Kind("provenance", "prov", ProvenanceParams, run, command="provenance",
             about="check a change for code derived from a forbidden upstream")
 
 
-HEAD_TTL_S = 30 * 86400
-
-
 async def on_pull_request(services, repo, payload: dict) -> list[JobRequest]:
     """Each pushed head of a PR gets one quiet check (it speaks only when suspect); a head already checked is
     skipped, and a check still waiting for an older head stands down when it starts (`run`)."""
     pr = obj(payload.get("pull_request"))
     pr_number = number(pr.get("number"))
     if payload.get("action") not in ("opened", "synchronize", "reopened") or pr_number is None \
-            or "provenance" not in services.config.sections or not services.config.slack.notify_channel:
+            or services.config.provenance is None or not services.config.slack.notify_channel:
         return []
     head = text(obj(pr.get("head")).get("sha"))
     latest = await services.redis.get(latest_head_key(repo.github, pr_number))

@@ -52,27 +52,11 @@ class ProvConfig:
 
 
 def load_config(config) -> ProvConfig:
-    raw = config.sections.get("provenance")
-    if not isinstance(raw, dict):
+    """The guard's settings from `[provenance]` (checked with the rest of the config at start-up)."""
+    p = config.provenance
+    if p is None:
         raise ProvenanceError("bot.toml has no [provenance] table (upstream, tainted, allowed)")
-    upstream = raw.get("upstream")
-    if not isinstance(upstream, str) or not upstream or upstream.startswith("-"):
-        raise ProvenanceError("provenance.upstream: expected the upstream's URL or local path")
-    out = {}
-    for key in ("tainted", "allowed", "exclude"):
-        value = raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v and not v.startswith("-") for v in value):
-            raise ProvenanceError(f"provenance.{key}: expected a list of names")
-        out[key] = value
-    if not out["tainted"]:
-        raise ProvenanceError("provenance.tainted: name at least one upstream ref whose history is off limits")
-    normalize = raw.get("normalize", {})
-    if not isinstance(normalize, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in normalize.items()):
-        raise ProvenanceError("provenance.normalize: expected a table of upstream name = our name")
-    github = raw.get("github", "")
-    if not isinstance(github, str) or (github and not re.fullmatch(r"[\w.-]+/[\w.-]+", github)):
-        raise ProvenanceError("provenance.github: expected the upstream's owner/name, e.g. redis/redis")
-    return ProvConfig(upstream, out["tainted"], out["allowed"], normalize, out["exclude"], github)
+    return ProvConfig(p.upstream, list(p.tainted), list(p.allowed), dict(p.normalize), list(p.exclude), p.github)
 
 
 def resolve_name(repo: pygit2.Repository, name: str) -> pygit2.Commit:

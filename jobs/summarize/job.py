@@ -15,7 +15,7 @@ from jobs import digest as digest_mod
 from jobs import git
 from jobs.pull import Target
 from jobs.runtime import JobFailed, JobRun
-from jobs.summarize.model import DEFAULT_BUDGET, ModelResult, Source, Summarizer
+from jobs.summarize.model import ModelResult, Source, Summarizer
 from jobs.summarize.report import coverage, coverage_list, headline_of, render_result, since_text
 
 
@@ -48,18 +48,12 @@ async def _codeowners(job: JobRun, src: Source) -> list[tuple[str, str]]:
 
 def areas_of(config) -> dict[str, str]:
     """`[summarize] areas`: path prefix → area name, for repos whose layout says little."""
-    raw = (config.sections.get("summarize") or {}).get("areas", {})
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise JobFailed("[summarize] areas must map path prefixes to area names")
-    return raw
-
+    return config.summarize.areas
 
 
 def budget(config) -> int:
-    raw = (config.sections.get("summarize") or {}).get("input_tokens", DEFAULT_BUDGET)
-    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 2000:
-        raise JobFailed("[summarize] input_tokens must be a whole number of at least 2000")
-    return raw
+    """`[summarize] input_tokens`: the budget of one model call."""
+    return config.summarize.input_tokens
 
 
 async def run(job: JobRun) -> None:

@@ -11,7 +11,6 @@ from core import llm as llm_mod
 from core import render
 from jobs.digest import FileChange, clean
 
-DEFAULT_BUDGET = 32_000
 MAX_CHUNKS = 3
 CHARS_PER_TOKEN_FLOOR = 2.5   # the least characters per token assumed when packing; prompts are then counted
 PATHLIKE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)+[\w.-]+|[\w-]+\.(?:c|h|cc|cpp|hpp|py|js|ts|go|rs|java|tcl|rb|md|"

@@ -41,6 +41,25 @@ def test_the_example_config_parses():
     ({"repos": [{"github": "a/b"}], "sandbox": {"allow_unisolated": "yes"}}, "sandbox.allow_unisolated"),
     ({"repos": [{"github": "a/b"}], "sandbox": {"network": True}}, "sandbox.network"),
     ({"repos": [{"github": "a/b", "sandbox": {"disk_mb": -1}}]}, "repos[0].sandbox.disk_mb"),
+    # Every table is declared and checked at start-up, not when a job first reads it.
+    ({"repos": [{"github": "a/b"}], "provenence": {}}, "provenence"),
+    ({"repos": [{"github": "a/b"}], "provenance": {"tainted": ["x"]}}, "provenance.upstream"),
+    ({"repos": [{"github": "a/b"}], "provenance": {"upstream": "u", "tainted": []}}, "provenance.tainted"),
+    ({"repos": [{"github": "a/b"}], "provenance": {"upstream": "u", "tainted": ["x"], "normalize": {"a": 1}}},
+     "provenance.normalize.a"),
+    ({"repos": [{"github": "a/b"}], "provenance": {"upstream": "u", "tainted": ["x"], "github": "nope"}},
+     "provenance.github"),
+    ({"repos": [{"github": "a/b"}], "summarize": {"input_tokens": 100}}, "summarize.input_tokens"),
+    ({"repos": [{"github": "a/b"}], "summarize": {"areas": {"src/": 3}}}, "summarize.areas.src/"),
+    ({"repos": [{"github": "a/b"}], "summarize": {"budget": 3}}, "summarize.budget"),
+    ({"repos": [{"github": "a/b"}], "firstissue": {"nudge_after_days": 0}}, "firstissue.nudge_after_days"),
+    ({"repos": [{"github": "a/b"}], "firstissue": {"return_after_days": "soon"}}, "firstissue.return_after_days"),
+    ({"repos": [{"github": "a/b"}], "quotas": {"per_user_per_hour": 0}}, "quotas.per_user_per_hour"),
+    ({"repos": [{"github": "a/b"}], "llm": {"max_turns": True}}, "llm.max_turns"),
+    ({"repos": [{"github": "a/b"}], "queue": {"audit_ttl_days": 1.5}}, "queue.audit_ttl_days"),
+    ({"repos": [{"github": "a/b"}], "adversarial": {"build": "make"}}, "adversarial.start"),
+    ({"repos": [{"github": "a/b"}], "adversarial": {"start": "x", "invariants": [["A"]]}}, "adversarial.invariants"),
+    ({"repos": [{"github": "a/b", "colne_url": "x"}]}, "repos[0].colne_url"),
 ])
 def test_broken_config_names_the_key(data, key):
     with pytest.raises(ConfigError) as err:
@@ -101,3 +120,25 @@ def test_slack_mode_without_a_config_file_says_so(tmp_path):
                       "BOT_DATA_DIR": str(tmp_path / "d")}, tmp_path)
     assert result.returncode == 2
     assert "bot.toml: config file not found" in result.stderr
+
+
+def test_declared_sections_are_typed_and_defaulted():
+    cfg = config_mod.parse({"repos": [{"github": "a/b"}],
+                            "provenance": {"upstream": "u", "tainted": ["unstable"], "normalize": {"Redis": "Valkey"}},
+                            "summarize": {"areas": {"src/": "core"}}, "firstissue": {"nudge_after_days": 2}})
+    assert cfg.provenance.tainted == ("unstable",) and cfg.provenance.normalize == {"Redis": "Valkey"}
+    assert cfg.summarize.areas == {"src/": "core"} and cfg.summarize.input_tokens == 32_000
+    assert cfg.firstissue.nudge_after_days == 2.0 and cfg.firstissue.return_after_days == 14.0
+    assert config_mod.parse({"repos": [{"github": "a/b"}]}).provenance is None
+
+
+def test_the_secret_variables_are_one_list():
+    env = config_mod.load_env({name: f"value-of-{name.lower()}" for name in config_mod.Env.secret_variables()}
+                              | {"GITHUB_APP_PRIVATE_KEY": "-----BEGIN KEY-----\nline-one-of-the-key-0000\n-----END KEY-----",
+                                 "GITHUB_APP_ID": "12", "REDIS_URL": "redis://:hunter2-password@localhost:6379/0"})
+    secrets = env.secrets()
+    assert "hunter2-password" in secrets and "redis://:hunter2-password@localhost:6379/0" not in secrets
+    assert "value-of-slack_bot_token" in secrets and "line-one-of-the-key-0000" in secrets
+    assert set(config_mod.Env.secret_variables()) >= {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
+                                                      "GITHUB_TOKEN", "GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET",
+                                                      "ANTHROPIC_API_KEY", "REDIS_URL"}
