@@ -317,9 +317,31 @@ async def run(job: JobRun) -> None:
     else:
         await job.say(":warning: No sandbox on this machine and `[sandbox] allow_unisolated = true`: the PR's "
                       "build and target run WITHOUT isolation.", once="unisolated")
-    await job.thread.status("running", "fetching and building")
-    pull = await pull_mod.for_params(job, p, "an adversarial run")
-    repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
+    pull = await pull_mod.for_params(job, p, "an adversarial run")    # every attempt: a fetch, nothing said
+    # Stages: attack (build and attack in the sandbox, the model proposing) → base (replay each finding on the
+    # base's build) → report (the security channel and the check run), each checkpointed, so a job resumed
+    # after a crash repeats no attack, model call or report a finished stage already made.
+    found = await job.stage("attack", lambda: _build_and_attack(job, cfg, pull, attempts, build_limits),
+                            detail="fetching, building and attacking")
+    findings = [Finding(**d) for d in found["findings"]]
+    base = pull.base
+    start = pull.repo[pull.repo.merge_base(base.id, pull.head.id)] if base is not None and p.pr else base
+    if findings and start is not None:
+        replayed = await job.stage("base", lambda: _against_base(job, cfg, pull.repo, str(start.id), findings,
+                                                                 build_limits, found["spec"]),
+                                   detail="replaying the findings on the base")
+        findings = [Finding(**d) for d in replayed]
+    counts = await job.stage("report", lambda: _report_all(job, security, pull, findings), detail="reporting")
+    n, new = counts["findings"], counts["new"]
+    text = f"{n} finding(s) reported privately to the security channel"
+    if any(f.on_base is not None for f in findings):
+        text += f": {new} new in this change, {n - new} pre-existing (also on the base)"
+    await job.done(f"Done: {text}." if n else "Done: no oracle tripped. Clean report.",
+                   detail=f"{n} finding(s) reported privately, {new} new" if n else "clean")
+
+
+async def _build_and_attack(job: JobRun, cfg, pull, attempts: int, build_limits) -> dict:
+    repo, head, base, head_sha = pull.repo, pull.head, pull.base, pull.head_sha
     patch = repo.diff(repo[repo.merge_base(base.id, head.id)] if base else head.parents[0], head).patch or ""
     work = Path(job.config.env.data_dir) / "work"
     checkout = await asyncio.to_thread(git.checkout, repo, head_sha, work)
@@ -336,41 +358,41 @@ async def run(job: JobRun) -> None:
                                 + render.code(built.tail(20)))
         target_limits = dataclasses.replace(build_limits, timeout_s=cfg.attempt_timeout_s * 4 + 30,
                                             cpu_s=int(max(cfg.attempt_timeout_s * 2, 10)))
-        spec = {"cwd": str(checkout), "start": cfg.start, "protocol": cfg.protocol, "ready": list(cfg.ready),
+        spec = {"start": cfg.start, "protocol": cfg.protocol, "ready": list(cfg.ready),
                 "invariants": [list(i) for i in cfg.invariants], "attempt_timeout_s": cfg.attempt_timeout_s,
                 "env": {"LANG": "C.UTF-8"}, "limits": dataclasses.asdict(target_limits)}
-        findings = await _attack(job, Harness(spec, checkout), patch, attempts, cfg.time_budget_s)
+        findings = await _attack(job, Harness(dict(spec, cwd=str(checkout)), checkout), patch, attempts,
+                                 cfg.time_budget_s)
     finally:
         git.remove_checkout(checkout)
-    start = repo[repo.merge_base(base.id, head.id)] if base is not None and "pr" in p else base
-    if findings and start is not None:
-        await _against_base(job, cfg, repo, str(start.id), findings, build_limits, spec, work)
+    return {"head": head_sha, "spec": spec, "findings": [dataclasses.asdict(f) for f in findings]}
+
+
+async def _report_all(job: JobRun, security: str, pull, findings: list[Finding]) -> dict:
+    """Each finding to the private security channel (once each), then the public check run: counts only
+    (findings may be under embargo), and only findings new in this change fail it."""
+    p: AdversarialParams = job.params
     for f in findings:
-        await _report(job, security, pr, head_sha, f)
+        await _report(job, security, pull.pr, pull.head_sha, f)
     n = len(findings)
     new = sum(1 for f in findings if not f.on_base)
-    if "pr" in p and job.services.github is not None:
-        # Public, so counts only (findings may be under embargo): only findings new in this change fail it.
+    if p.pr and job.services.github is not None and await job.thread.claim("check-run"):
         conclusion = "failure" if new else "neutral" if n else "success"
         try:
             await job.services.github.check_run(
-                p.repo, head_sha, conclusion, f"adversarial: {new} new finding(s)" if n else "adversarial: clean",
+                p.repo, pull.head_sha, conclusion, f"adversarial: {new} new finding(s)" if n else "adversarial: clean",
                 f"{new} new finding(s), {n - new} pre-existing (also on the base); details went to the maintainers' "
                 "private channel." if n else "No oracle tripped.", name="adversarial")
         except Exception as exc:         # e.g. a plain token cannot create check runs: the report stands
             await job.audit.write("report", "check-run-failed", str(exc))
-    counts = f"{n} finding(s) reported privately to the security channel"
-    if any(f.on_base is not None for f in findings):
-        counts += f": {new} new in this change, {n - new} pre-existing (also on the base)"
-    await job.done(f"Done: {counts}." if n else "Done: no oracle tripped. Clean report.",
-                   detail=f"{n} finding(s) reported privately, {new} new" if n else "clean")
+    return {"findings": n, "new": new}
 
 
-async def _against_base(job: JobRun, cfg, repo, base_sha: str, findings: list[Finding], limits, spec: dict,
-                        work: Path) -> None:
+async def _against_base(job: JobRun, cfg, repo, base_sha: str, findings: list[Finding], limits,
+                        spec: dict) -> list[dict]:
     """Replay each finding's reproducer on the base's own build: what happens there too is not this change's
-    doing. A base that does not build leaves every finding counted as new."""
-    await job.thread.status("running", "replaying the findings on the base")
+    doing. A base that does not build leaves every finding counted as new. Returns the findings, marked."""
+    work = Path(job.config.env.data_dir) / "work"
     checkout = await asyncio.to_thread(git.checkout, repo, base_sha, work)
     try:
         if cfg.build:
@@ -379,7 +401,7 @@ async def _against_base(job: JobRun, cfg, repo, base_sha: str, findings: list[Fi
             if not built.ok:
                 await job.say(f"The base (`{base_sha[:10]}`) did not build, so every finding counts as new.",
                               once="base-build")
-                return
+                return [dataclasses.asdict(f) for f in findings]
         harness = Harness(dict(spec, cwd=str(checkout)), checkout)
         results = await harness.run([f.minimal or f.script for f in findings])
         for f, r in zip(findings, results):
@@ -387,6 +409,7 @@ async def _against_base(job: JobRun, cfg, repo, base_sha: str, findings: list[Fi
             await job.audit.write("base", "replay", f.message, on_base=f.on_base, oracle=r["oracle"])
     finally:
         git.remove_checkout(checkout)
+    return [dataclasses.asdict(f) for f in findings]
 
 
 async def _attack(job: JobRun, harness: Harness, patch: str, attempts: int, budget_s: float) -> list[Finding]:

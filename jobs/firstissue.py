@@ -160,40 +160,62 @@ async def _how_to_build(job: JobRun, repo: str) -> str:
 
 
 async def run(job: JobRun) -> None:
-    """Hand an issue from the pool to the named newcomer."""
-    p: FirstIssueParams = job.params
-    repo = p.repo
-    chat = job.thread.chat
+    """Hand an issue from the pool to the named newcomer. Stages: pick (who, and which issue: claimed in the
+    pool and assigned on GitHub) → tell (the newcomer's DM), each checkpointed, so a job resumed after a crash
+    neither hands out a second issue nor sends a second DM."""
     gh = job.services.github
     if gh is None:
         raise JobFailed("handing out issues needs GitHub credentials (GITHUB_TOKEN or a GitHub App)")
-    user = p.user or await chat.find_user(p.name)
+    picked = await job.stage("pick", lambda: _pick(job), detail="picking an issue")
+    await job.stage("tell", lambda: _tell(job, picked), detail="telling the newcomer")
+    user, login = picked.get("user"), picked.get("login")
+    outcome = picked["outcome"]
+    if outcome == "no-link":
+        await job.done(f"<@{user}> has no linked GitHub login, so nothing was assigned. I asked them in a DM to "
+                       f"run `/firstissue link <@{user}> <github-login>`.", detail="waiting for a GitHub link")
+    elif outcome == "holds":
+        held = picked["number"]
+        await job.done(f"<@{user}> already holds #{held}; one at a time. Use `/firstissue <@{user}> --another` "
+                       "to hand out a second.", detail=f"already holds #{held}")
+    elif outcome == "empty":
+        await job.done("The pool has no open, unassigned issue right now. Add some with `/firstissue add <issue>`.",
+                       detail="pool empty")
+    else:
+        number, title = picked["number"], picked["title"]
+        nudge, _ = periods(job.config)
+        await job.done(f":seedling: Handed #{number} ({render.inert(title)}) to <@{user}> (GitHub `{login}`), "
+                       f"assigned on GitHub and sent by DM. I will nudge them after {nudge / DAY:g} quiet days and "
+                       "tell you when they open a PR.", detail=f"#{number} → <@{user}>")
+
+
+async def _pick(job: JobRun) -> dict:
+    p: FirstIssueParams = job.params
+    repo, gh = p.repo, job.services.github
+    user = p.user or await job.thread.chat.find_user(p.name)
     if not user:
         raise JobFailed(f"I cannot find @{p.name} in this workspace")
     login = await linked_login(job.redis, user)
     if not login:
-        await chat.dm(user, f"Hi <@{user}>! <@{job.request['requester']}> would like to hand you a first issue in "
-                            f"{repo}. Please link your GitHub login first: `/firstissue link <@{user}> <your-login>`.")
-        await job.done(f"<@{user}> has no linked GitHub login, so nothing was assigned. I asked them in a DM to "
-                       f"run `/firstissue link <@{user}> <github-login>`.", detail="waiting for a GitHub link")
-        return
+        return {"outcome": "no-link", "user": user}
     pool = Pool(job.redis, repo)
-    held = [n for n, h in (await pool.holds()).items() if h["user"] == user]
-    if held and not p.another:
-        await job.done(f"<@{user}> already holds #{held[0]}; one at a time. Use `/firstissue <@{user}> --another` "
-                       "to hand out a second.", detail=f"already holds #{held[0]}")
-        return
-    await job.thread.status("running", "picking an issue")
+    holds = await pool.holds()
+    # This request's own claim, made by an attempt that then died (a later request with the same key is
+    # another hand-out: the record's creation time tells them apart).
+    claim = f"{job.key}@{(await job.thread.info()).get('created', '')}"
+    mine = [n for n, h in holds.items() if h.get("claim") == claim]
+    held = [n for n, h in holds.items() if h["user"] == user and n not in mine]
+    if held and not p.another and not mine:
+        return {"outcome": "holds", "user": user, "number": held[0]}
     now = job.services.clock()
     picked = None
     for number, entry, hold in await pool.entries():
-        if hold is not None:
+        if hold is not None and number not in mine:
             continue
         record = {"user": user, "login": login, "by": job.request["requester"], "since": now, "key": job.key,
-                  "nudged": 0, "pr": 0}
-        if not await pool.claim(number, record):
+                  "claim": claim, "nudged": 0, "pr": 0}
+        if number not in mine and not await pool.claim(number, record):
             continue                     # another hand-out took it a moment ago
-        why = await _still_free(gh, repo, number)
+        why = "" if number in mine else await _still_free(gh, repo, number)
         if why == "closed":
             await pool.remove(number)
             await job.say(f"#{number} was closed on GitHub; I took it out of the pool.", once=f"closed:{number}")
@@ -203,27 +225,44 @@ async def run(job: JobRun) -> None:
             await job.say(f"Skipped #{number}: {why}.", once=f"skip:{number}")
             continue
         try:
-            await gh.assign(repo, number, login)
+            await gh.assign(repo, number, login)          # assigning the same login again changes nothing
         except GitHubError as exc:
             await pool.release(number)
             raise JobFailed(f"GitHub refused to assign #{number} to {login}: {exc}")
         picked = (number, entry)
         break
     if picked is None:
-        await job.done("The pool has no open, unassigned issue right now. Add some with `/firstissue add <issue>`.",
-                       detail="pool empty")
-        return
+        return {"outcome": "empty", "user": user}
     number, entry = picked
     issue = await gh.issue(repo, number)
-    note = f"\n*Note from <@{job.request['requester']}>*: {render.inert(entry['note'])}" if entry.get("note") else ""
-    nudge, _ = periods(job.config)
-    await chat.dm(user, f"Hi <@{user}>, welcome! <@{job.request['requester']}> picked a first issue for you: "
-                        f"*{render.inert(issue.get('title', ''))}* {issue.get('html_url', '')} — it is assigned to "
-                        f"you on GitHub ({login}).{note}\n\n{await _how_to_build(job, repo)}\n\n"
-                        f"Questions? Ask <@{job.request['requester']}>, or reply in the project's channel.")
-    await job.done(f":seedling: Handed #{number} ({render.inert(issue.get('title', ''))}) to <@{user}> "
-                   f"(GitHub `{login}`), assigned on GitHub and sent by DM. I will nudge them after "
-                   f"{nudge / DAY:g} quiet days and tell you when they open a PR.", detail=f"#{number} → <@{user}>")
+    return {"outcome": "picked", "user": user, "login": login, "number": number, "note": entry.get("note", ""),
+            "title": issue.get("title", ""), "url": issue.get("html_url", "")}
+
+
+async def _tell(job: JobRun, picked: dict) -> dict:
+    """The newcomer's DM, sent once even by a worker that picks the job up after another died mid-send."""
+    user, repo, by = picked.get("user"), job.params.repo, job.request["requester"]
+    chat = job.thread.chat
+    if picked["outcome"] not in ("no-link", "picked") or not await job.thread.claim("dm"):
+        return {}
+    try:
+        await _dm(job, chat, picked, user, repo, by)
+    except Exception:
+        await job.thread.unclaim("dm")
+        raise
+    return {}
+
+
+async def _dm(job: JobRun, chat, picked: dict, user: str, repo: str, by: str) -> None:
+    if picked["outcome"] == "no-link":
+        await chat.dm(user, f"Hi <@{user}>! <@{by}> would like to hand you a first issue in {repo}. Please link "
+                            f"your GitHub login first: `/firstissue link <@{user}> <your-login>`.")
+    elif picked["outcome"] == "picked":
+        note = f"\n*Note from <@{by}>*: {render.inert(picked['note'])}" if picked.get("note") else ""
+        await chat.dm(user, f"Hi <@{user}>, welcome! <@{by}> picked a first issue for you: "
+                            f"*{render.inert(picked['title'])}* {picked['url']} — it is assigned to "
+                            f"you on GitHub ({picked['login']}).{note}\n\n{await _how_to_build(job, repo)}\n\n"
+                            f"Questions? Ask <@{by}>, or reply in the project's channel.")
 
 
 async def _still_free(gh, repo: str, number: int) -> str:

@@ -164,7 +164,8 @@ class JobRun:
         if stored is not None:
             await self.audit.write(name, "resumed", "already done in an earlier attempt")
             return json.loads(stored)
-        await self.thread.status("running", detail or name)
+        if not getattr(self.params, "is_quiet", False):     # a quiet job has no parent message to update
+            await self.thread.status("running", detail or name)
         await self.audit.write(name, "start", detail)
         started = time.monotonic()
         try:

@@ -19,7 +19,7 @@ from jobs import git
 from jobs import pull as pull_mod
 from jobs.provenance.index import build_index, upstream_mirror
 from jobs.provenance.score import Finding, check
-from jobs.provenance.signals import ProvenanceError, load_config
+from jobs.provenance.signals import ProvConfig, ProvenanceError, load_config
 from jobs.pull import Target
 from jobs.runtime import JobFailed
 
@@ -44,7 +44,9 @@ def _excerpt(repo, commit_sha: str, path: str | None, lines: list[int] | None, l
 
 
 async def run(job) -> None:
-    """`/provenance <pr>` and pull_request webhooks: check the PR, report a check run, show the evidence."""
+    """`/provenance <pr>` and pull_request webhooks. Stages: index (refresh the upstream index) → check (the
+    findings) → second-look (the model's advice, at most five calls) → report (the check run and the thread),
+    each checkpointed: a job resumed after a crash repeats no model call, check run or post."""
     p: ProvenanceParams = job.params
     quiet = p.quiet
     if quiet and p.pr and p.head:
@@ -58,56 +60,83 @@ async def run(job) -> None:
         cfg = load_config(job.config)
     except ProvenanceError as exc:
         raise JobFailed(str(exc))
-    is_pr = bool(p.pr)
-    label = p.label
-    if job.services.github is None and is_pr:
+    if job.services.github is None and p.pr:
         raise JobFailed("checking a PR needs GitHub credentials (GITHUB_TOKEN or a GitHub App); a local range "
                         "base..head needs none")
-    if not quiet:
-        await job.thread.status("running", "refreshing the upstream index")
+    stats = await job.stage("index", lambda: _index(job, cfg), detail="refreshing the upstream index")
+    pull = await pull_mod.for_params(job, p, "checking a PR")      # every attempt: a fetch, nothing said
+    if pull.base is None:
+        raise JobFailed(f"cannot find the base {render.lit(pull.base_ref)} of {p.label}")
+    found = await job.stage("check", lambda: _check(job, cfg, pull), detail="checking")
+    findings = [Finding(**d) for d in found["findings"]]
+    if found["head"] != pull.head_sha:          # pushed between attempts: check what is there now
+        await job.forget_stages("check", "second-look", "report")
+        found = await job.stage("check", lambda: _check(job, cfg, pull), detail="checking")
+        findings = [Finding(**d) for d in found["findings"]]
+    upstream_repo = upstream_mirror(cfg, job.config.env.data_dir).repo()
+    advice = await job.stage("second-look", lambda: _second_looks(job, findings, pull.repo, upstream_repo),
+                             detail="asking for a second look")
+    for f, a in zip(findings, advice):
+        f.advice = a
+    await job.stage("report", lambda: _report(job, cfg, pull, findings, stats, upstream_repo), detail="reporting")
+    verdict = "suspect" if findings else "clean"
+    if quiet and not findings:
+        await set_info(job.redis, job.key, job.config.queue.audit_ttl_days, status="done", detail="clean")
+    elif findings:
+        await job.done("", detail=f"suspect: {len(findings)} finding(s)")
+    else:
+        await job.done(f":white_check_mark: Provenance: clean. {_summary(cfg, findings, stats)}", detail=verdict)
+
+
+async def _index(job, cfg: ProvConfig) -> dict:
     try:
         stats = await build_index(cfg, job.redis, job.config.env.data_dir, say=lambda m: None)
     except (ProvenanceError, git.GitError) as exc:
         raise JobFailed(f"the upstream index could not be refreshed: {exc}")
-    pull = await pull_mod.for_params(job, p, "checking a PR")
-    repo, head, base, pr, head_sha = pull.repo, pull.head, pull.base, pull.pr, pull.head_sha
-    created = _epoch(pr.get("created_at"))
-    if base is None:
-        raise JobFailed(f"cannot find the base {render.lit(pull.base_ref)} of {label}")
-    gh = job.services.github
     await job.audit.write("provenance", "index", json.dumps(stats))
-    if not quiet:
-        await job.thread.status("running", "checking")
-    findings = await check(cfg, job.redis, repo, base, head, job.config.env.data_dir, created_at=created)
-    upstream_repo = upstream_mirror(cfg, job.config.env.data_dir).repo()
-    if findings and job.services.llm is not None:
-        for f in findings[:5]:
-            f.advice = await _second_look(job, f, repo, upstream_repo)
+    return stats
+
+
+async def _check(job, cfg: ProvConfig, pull) -> dict:
+    findings = await check(cfg, job.redis, pull.repo, pull.base, pull.head, job.config.env.data_dir,
+                           created_at=_epoch(pull.pr.get("created_at")))
+    return {"head": pull.head_sha, "findings": [f.to_dict() for f in findings]}
+
+
+async def _second_looks(job, findings: list[Finding], repo, upstream_repo) -> list[str]:
+    if not findings or job.services.llm is None:
+        return []
+    return [await _second_look(job, f, repo, upstream_repo) for f in findings[:5]]
+
+
+def _summary(cfg: ProvConfig, findings: list[Finding], stats: dict) -> str:
+    if findings:
+        return (f"{len(findings)} finding(s) suggest code derived from {cfg.upstream_name or 'the upstream'}'s "
+                "forbidden history. A maintainer decides.")
+    return f"No signal of code from the forbidden upstream history ({stats['total']} upstream commits indexed)."
+
+
+async def _report(job, cfg: ProvConfig, pull, findings: list[Finding], stats: dict, upstream_repo) -> dict:
+    """The check run on the PR (once per run of the job) and the evidence in the thread (each reply once)."""
+    p: ProvenanceParams = job.params
     verdict = "suspect" if findings else "clean"
     await job.audit.write("provenance", "verdict", verdict, findings=[f.to_dict() for f in findings])
-    lines = [finding_text(f, repo, upstream_repo) for f in findings]
-    summary = (f"{len(findings)} finding(s) suggest code derived from {cfg.upstream_name or 'the upstream'}'s "
-               "forbidden history. A maintainer decides." if findings else
-               f"No signal of code from the forbidden upstream history ({stats['total']} upstream commits indexed).")
-    try:
-        if is_pr:              # a local range has no PR to put a check on
-            await gh.check_run(p.repo, head_sha, "neutral" if findings else "success",
-                               f"provenance: {verdict}", summary, "\n\n".join(lines))
-    except Exception as exc:   # e.g. a plain token cannot create check runs; say so, keep the verdict
-        await job.audit.write("provenance", "check-run-failed", str(exc))
-        if not quiet or findings:
-            await job.say(f"Could not create the GitHub check run ({str(exc)[:200]}).", once="checkrun")
-    if quiet and not findings:
-        await set_info(job.redis, job.key, status="done", detail="clean")
-        return
+    lines = [finding_text(f, pull.repo, upstream_repo) for f in findings]
+    summary = _summary(cfg, findings, stats)
+    if p.pr and await job.thread.claim("check-run"):       # a local range has no PR to put a check on
+        try:
+            await job.services.github.check_run(p.repo, pull.head_sha, "neutral" if findings else "success",
+                                                f"provenance: {verdict}", summary, "\n\n".join(lines))
+        except Exception as exc:   # e.g. a plain token cannot create check runs; say so, keep the verdict
+            await job.audit.write("provenance", "check-run-failed", str(exc))
+            if not p.quiet or findings:
+                await job.say(f"Could not create the GitHub check run ({str(exc)[:200]}).", once="checkrun")
     if findings:
-        await job.say(f":warning: *Provenance: suspect* — {render.inert(label)} ({render.inert(pr.get('title', ''))}). "
-                      f"{summary}", once="verdict")
+        await job.say(f":warning: *Provenance: suspect* — {render.inert(p.label)} "
+                      f"({render.inert(pull.pr.get('title', ''))}). {summary}", once="verdict")
         for i, text in enumerate(lines[:20]):
             await job.say(text, once=f"finding:{i}")
-        await job.done("", detail=f"suspect: {len(findings)} finding(s)")
-    else:
-        await job.done(f":white_check_mark: Provenance: clean. {summary}", detail="clean")
+    return {"verdict": verdict}
 
 
 def _epoch(iso: str | None) -> float | None:

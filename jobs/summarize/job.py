@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -57,48 +58,72 @@ def budget(config) -> int:
 
 
 async def run(job: JobRun) -> None:
-    await job.thread.status("running", "reading the changes")
-    src = await _load(job)
-    cache_key = f"bot:summary:{job.params.repo}:{src.ident}:{src.head}"
-    last_key = f"bot:summary:last:{job.params.repo}:{src.ident}"
+    """Stages: read (the change, or the cached summary of this head) → model (one checkpointed answer) → post.
+    A job resumed after a crash makes no model call and no post that a finished stage already made."""
+    src = await _load(job)      # every attempt reads the change again: no model call, nothing posted
+    state = await job.stage("read", lambda: _read(job, src), detail="reading the changes")
+    if state["head"] != src.head:       # pushed between attempts: what was read (and asked) is stale
+        await job.forget_stages("read", "model", "post")
+        state = await job.stage("read", lambda: _read(job, src), detail="reading the changes")
+    if state.get("cached"):
+        messages = state["cached"]["messages"] + [
+            f"_Cached: nothing was pushed since this summary of `{src.head[:10]}` was made._"]
+        headline = state["cached"]["headline"]
+    else:
+        d = digest_mod.digest(src.changes, areas_of(job.config), await _codeowners(job, src))
+        had_model = job.services.llm is not None
+        result = ModelResult(**await job.stage("model", lambda: _model(job, src, d), detail="summarising"))
+        messages = digest_mod.render(d)
+        if state.get("since"):
+            messages.append(since_text(state["since"], src))
+        if not had_model:
+            messages.append(f"No LLM summary was made: {llm_mod.SKIPPED}. The digest above comes from the diff alone.")
+            headline = f"digest only: {len(d.files)} file(s), +{d.additions}/−{d.deletions}"
+        else:
+            messages.extend(render_result(result))
+            headline = headline_of(result, d)
+        messages.append(coverage(src, d, result, had_model))
+        messages.extend(coverage_list(d, result, had_model))
+    await job.stage("post", lambda: _post(job, src, messages, headline, cached=bool(state.get("cached"))),
+                    detail="posting")
+    await job.done("", detail=headline)
+
+
+def _keys(job: JobRun, src: Source) -> tuple[str, str]:
+    return (f"bot:summary:{job.params.repo}:{src.ident}:{src.head}", f"bot:summary:last:{job.params.repo}:{src.ident}")
+
+
+async def _read(job: JobRun, src: Source) -> dict:
+    """The head read, the cached summary of exactly this head if there is one, and the last summary's files (to
+    say what changed since)."""
+    cache_key, last_key = _keys(job, src)
     cached = await job.redis.get(cache_key)
     if cached:
-        entry = json.loads(cached)
         await job.audit.write("summarize", "cache-hit", src.head)
-        for i, text in enumerate(entry["messages"]):
-            await job.say(text, once=f"sum:{i}")
-        await job.say(f"_Cached: nothing was pushed since this summary of `{src.head[:10]}` was made._",
-                      once="sum:cached")
-        await job.done("", detail=entry["headline"])
-        return
-
-    messages: list[str] = []
-    d = digest_mod.digest(src.changes, areas_of(job.config), await _codeowners(job, src))
-    messages.extend(digest_mod.render(d))
+        return {"head": src.head, "cached": json.loads(cached)}
     previous = await job.redis.get(last_key)
-    if previous:
-        last = json.loads(previous)
-        if last["head"] != src.head:
-            messages.append(since_text(last, src))
-    await job.thread.status("running", "summarising")
+    last = json.loads(previous) if previous else None
+    return {"head": src.head, "since": last if last and last["head"] != src.head else None}
+
+
+async def _model(job: JobRun, src: Source, d) -> dict:
+    """The model's checked answer, as JSON (the stage's checkpoint); an empty result without a model."""
     if job.services.llm is None:
-        result = ModelResult()
-        messages.append(f"No LLM summary was made: {llm_mod.SKIPPED}. The digest above comes from the diff alone.")
-        headline = f"digest only: {len(d.files)} file(s), +{d.additions}/−{d.deletions}"
-    else:
-        result = await Summarizer(llm_mod.for_job(job, "summarize"), budget(job.config)).run(src, d)
-        messages.extend(render_result(result))
-        headline = headline_of(result, d)
-    messages.append(coverage(src, d, result, job.services.llm is not None))
-    messages.extend(coverage_list(d, result, job.services.llm is not None))
+        return dataclasses.asdict(ModelResult())
+    result = await Summarizer(llm_mod.for_job(job, "summarize"), budget(job.config)).run(src, d)
+    return dataclasses.asdict(result)
+
+
+async def _post(job: JobRun, src: Source, messages: list[str], headline: str, cached: bool) -> dict:
     for i, text in enumerate(messages):
         await job.say(text, once=f"sum:{i}")
-    entry = {"messages": messages, "headline": headline}
-    ttl = job.config.queue.audit_ttl_days * 86400
-    await job.redis.set(cache_key, json.dumps(entry), ex=ttl)
-    await job.redis.set(last_key, json.dumps({"head": src.head, "files": {c.path: c.fingerprint
-                                                                          for c in src.changes}}), ex=ttl)
-    await job.done("", detail=headline)
+    if not cached:
+        cache_key, last_key = _keys(job, src)
+        ttl = job.config.queue.ttl_s
+        await job.redis.set(cache_key, json.dumps({"messages": messages, "headline": headline}), ex=ttl)
+        await job.redis.set(last_key, json.dumps({"head": src.head, "files": {c.path: c.fingerprint
+                                                                              for c in src.changes}}), ex=ttl)
+    return {"posted": len(messages)}
 
 
 async def _load(job: JobRun) -> Source:

@@ -17,18 +17,19 @@ from tests.gitrepo import numbered
 from tests.jobs.test_worker import start_worker
 
 
-async def kill_and_recover(tmp_path, make_bot, data: dict, args: str, reached, env: dict) -> tuple:
-    """Start a worker, ask for `/backport args`, SIGKILL the worker once `await reached(key)` returns, start
+async def kill_and_recover(tmp_path, make_bot, data: dict, args: str, reached, env: dict,
+                           command: str = "/backport", anthropic=None) -> tuple:
+    """Start a worker, ask for `command args`, SIGKILL the worker once `await reached(key)` returns, start
     another and wait for the job's final state, which must be done. Returns (key, info, workers' log)."""
     (tmp_path / "bot.toml").write_text(tomli_w.dumps(data))
     env = {**env, "BOT_CONFIG": str(tmp_path / "bot.toml")}
-    bot = await make_bot(data, worker=False)
+    bot = await make_bot(data, worker=False, anthropic=anthropic)
     log = tmp_path / "workers.log"
     first = start_worker(env, log)
     second = None
     try:
         await asyncio.sleep(1.5)                     # the worker is up
-        _, body = await bot.slash("/backport", args)
+        _, body = await bot.slash(command, args)
         key = body["text"].split("`")[1]
         await reached(key)
         first.send_signal(signal.SIGKILL)
