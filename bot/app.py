@@ -18,6 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 import commands
 from bot import webhook
+from core.metrics import CONTENT_TYPE
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -94,25 +95,25 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         if bolt is None:
             return web.Response(status=404, text="Slack HTTP mode is not enabled")
-        services.metrics.inc("bot_slack_requests_total", "requests to /slack/events")
+        services.metrics.slack_requests.inc()
         body = await read_body(request, SLACK_MAX_BODY)
         if body is None:
-            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature, size, body)")
+            services.metrics.slack_refused.labels(why="size").inc()
             return web.Response(status=413, text="body too large")
         # The signature is checked on the raw bytes first: nothing unsigned is parsed, however large or odd.
         if secret and not slack_signature_ok(secret, request.headers, body):
-            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature, size, body)")
+            services.metrics.slack_refused.labels(why="signature").inc()
             return web.Response(status=401, text="missing, stale or invalid signature")
         try:
             text = body.decode("utf-8")
             bolt_request = AsyncBoltRequest(body=text, query=request.query_string,
                                             headers={k.lower(): [v] for k, v in request.headers.items()})
         except Exception:      # Bolt parses the body as it builds the request: `payload=x`, `payload=0`…
-            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature, size, body)")
+            services.metrics.slack_refused.labels(why="body").inc()
             return web.Response(status=400, text="malformed body")
         resp = await bolt.async_dispatch(bolt_request)
         if resp.status == 401:
-            services.metrics.inc("bot_slack_refused_total", "Slack requests refused (signature)")
+            services.metrics.slack_refused.labels(why="signature").inc()
         return await to_aiohttp_response(resp)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -124,16 +125,15 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
         return web.Response(text="\n".join(lines))
 
     async def metrics(request: web.Request) -> web.Response:
-        gauges = {}
+        m = services.metrics
         try:
-            for kind in ("queued", "active", "incomplete"):
-                counts = [await asyncio.wait_for(q.count(kind), 2) for q in services.queues.values()]
-                gauges[f"bot_queue_{kind}_jobs"] = sum(counts)
-                gauges[f"bot_queue_low_{kind}_jobs"] = counts[1]
-            gauges["bot_queue_up"] = 1
+            for name, q in services.queues.items():
+                for state in ("queued", "active", "incomplete"):
+                    m.queue_jobs.labels(queue=name, state=state).set(await asyncio.wait_for(q.count(state), 2))
+            m.queue_up.set(1)
         except Exception:
-            gauges["bot_queue_up"] = 0
-        return web.Response(text=services.metrics.render(gauges), content_type="text/plain")
+            m.queue_up.set(0)
+        return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/github/webhook", webhook.make_handler(services))

@@ -52,7 +52,7 @@ async def handle(services, request: web.Request) -> web.Response:
     body = await request.read()
     secret = services.config.env.github_webhook_secret
     if not verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")):
-        metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="bad-signature")
+        metrics.webhooks.labels(event="", outcome="bad-signature").inc()
         return web.Response(status=401, text="bad or missing signature")
     delivery = request.headers.get("X-GitHub-Delivery", "")
     event = request.headers.get("X-GitHub-Event", "")
@@ -63,13 +63,13 @@ async def handle(services, request: web.Request) -> web.Response:
         return web.Response(status=400, text="body is not a JSON object (application/json or payload=<json>)")
     age = event_age(event, payload)
     if age is not None and age > MAX_AGE_S:
-        metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="stale")
+        metrics.webhooks.labels(event=event if event in TRIGGERS else "other", outcome="stale").inc()
         return web.Response(status=200, text="stale delivery ignored")
     seen = _seen(request)
     try:
         # Claimed while we work (so a concurrent redelivery waits its turn), kept only once the jobs are queued.
         if not await services.redis.set(seen, "working", nx=True, ex=SEEN_TTL_S):
-            metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="duplicate")
+            metrics.webhooks.labels(event=event if event in TRIGGERS else "other", outcome="duplicate").inc()
             return web.Response(status=200, text="duplicate delivery ignored")
         requests = await route(services, event, payload)
         keys = []
@@ -94,8 +94,7 @@ async def handle(services, request: web.Request) -> web.Response:
         await _forget(services, request)
         log.exception("webhook %s failed", delivery)
         return web.Response(status=500, text="internal error; redeliver later")
-    metrics.inc("bot_webhooks_total", "GitHub webhook deliveries", outcome="queued" if keys else "ignored",
-                event=event)
+    metrics.webhooks.labels(event=event if event in TRIGGERS else "other", outcome="queued" if keys else "ignored").inc()
     return web.json_response({"queued": keys})
 
 

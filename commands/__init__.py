@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import shlex
+import time
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -118,7 +119,8 @@ async def dispatch(inv: Invocation) -> Outcome:
                            ok=False)
         return Outcome(await _ack_text(services, inv, requests, submitted), submitted)
     finally:
-        services.metrics.inc("bot_commands_total", "slash commands handled", command=name, outcome=outcome)
+        services.metrics.commands.labels(command=name if name in COMMANDS or name == "help" else "unknown",
+                                         outcome=outcome).inc()
 
 
 async def _maintainer(services, user: str) -> bool:
@@ -189,6 +191,7 @@ def register(app, services) -> None:
 
 def _listener(services):
     async def listener(ack, command, respond, request):
+        started = time.perf_counter()
         user, channel = command.get("user_id") or "", command.get("channel_id") or ""
         if not user or not channel:                     # Slack always sends both; answer plainly if not
             await ack(text="This command arrived without a user or a channel, so nothing was done.")
@@ -200,6 +203,9 @@ def _listener(services):
                          response_url=url if url.startswith(("https://", "http://")) else "")
         outcome = await dispatch(inv)
         await ack(text=outcome.text, response_type="ephemeral")
+        name = inv.command.lower()
+        services.metrics.ack_seconds.labels(command=name if name in COMMANDS or name == "help" else "unknown") \
+            .observe(time.perf_counter() - started)
         if outcome.later is not None:
             async def answer_later():
                 await respond(text=await finish_later(outcome), response_type="ephemeral")

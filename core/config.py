@@ -241,6 +241,7 @@ class Env:
     anthropic_api_key: str = variable("ANTHROPIC_API_KEY", secret=True)
     anthropic_base_url: str = variable("ANTHROPIC_BASE_URL")
     port: int = variable("PORT", 3000)
+    worker_metrics_port: int = variable("WORKER_METRICS_PORT", 0)     # a worker's own /metrics; 0: none
 
     @classmethod
     def secret_variables(cls) -> list[str]:
@@ -316,10 +317,11 @@ def load_env(environ: dict[str, str] | None = None) -> Env:
     """Env from the environment: each field from the variable it declares, then the few that need a check."""
     e = os.environ if environ is None else environ
     values: dict[str, Any] = {f.name: e.get(f.metadata["env"]) or f.default for f in dataclasses.fields(Env)}
-    port_text = str(values["port"])
-    if not port_text.isascii() or not port_text.isdecimal() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"PORT: expected a TCP port number, got {port_text!r}")
-    values["port"] = int(port_text)
+    for name, var, least in (("port", "PORT", 1), ("worker_metrics_port", "WORKER_METRICS_PORT", 0)):
+        text = str(values[name])
+        if not text.isascii() or not text.isdecimal() or not least <= int(text) < 65536:
+            raise ConfigError(f"{var}: expected a TCP port number, got {text!r}")
+        values[name] = int(text)
     key = values["github_app_private_key"]
     if key and "-----BEGIN" not in key:
         try:

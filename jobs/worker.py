@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 
+from prometheus_client import start_http_server
 from saq import CronJob, Worker
 
 from core import config as config_mod
@@ -33,7 +34,24 @@ log = logging.getLogger(__name__)
 
 
 async def run_job(ctx: dict, *, request: dict) -> str:
-    """The one SAQ function: look up the job's kind and run it inside a JobRun."""
+    """The one SAQ function: look up the job's kind and run it inside a JobRun; its duration is measured by
+    kind and outcome (done, escalated, failed, …; `retry` and `stopped` when it goes back on the queue)."""
+    services: Services = ctx["services"]
+    kind = KINDS.get(request.get("kind", ""))
+    started = time.monotonic()
+    outcome = "retry"
+    try:
+        outcome = await _run_job(ctx, request)
+        return outcome
+    except asyncio.CancelledError:
+        outcome = "stopped"
+        raise
+    finally:
+        services.metrics.job_seconds.labels(kind=kind.name if kind else "unknown", outcome=outcome) \
+            .observe(time.monotonic() - started)
+
+
+async def _run_job(ctx: dict, request: dict) -> str:
     services: Services = ctx["services"]
     job = ctx["job"]
     chat = services.chats.get(request.get("dest", "slack"))
@@ -50,7 +68,7 @@ async def run_job(ctx: dict, *, request: dict) -> str:
     run = JobRun(job.key, request, services, chat, attempt=job.attempts, params=params)
     beats: Heartbeats = ctx["heartbeats"]
     beats.add(job, asyncio.current_task())
-    services.metrics.inc("bot_jobs_started_total", "jobs started", kind=run.kind)
+    services.metrics.jobs_started.labels(kind=kind.name if kind else "unknown").inc()
     # GitHub calls and model tokens count for whoever asked (GitHub-triggered jobs share one budget).
     spender.set(request.get("requester") or "github")
     ended = True
@@ -134,7 +152,7 @@ async def _record_lost(services: Services, key: str, request: dict) -> str:
     """The job's record (its channel, thread, run) is gone, e.g. evicted by a store that evicts keys: the job
     can't report where it was asked, so it does not run, and says so where the operator looks."""
     log.error("job %s has no record in the store (evicted?); not running it", key)
-    services.metrics.inc("bot_jobs_lost_total", "jobs whose record or queue entry vanished", what="record")
+    services.metrics.jobs_lost.labels(what="record").inc()
     channel = services.config.slack.notify_channel
     chat = services.chats.get("slack") or services.chats.get("console")
     if channel and chat is not None:
@@ -161,7 +179,7 @@ async def reconcile(services: Services, grace_s: float = 120, limit: int = 200) 
             continue
         failed.append(key)
         await services.redis.zrem(OPEN, key)
-        services.metrics.inc("bot_jobs_lost_total", "jobs whose record or queue entry vanished", what="queue")
+        services.metrics.jobs_lost.labels(what="queue").inc()
         reason = "the job vanished from the queue store (is it evicting keys?); ask for it again"
         chat = services.chats.get(info.get("dest", ""))
         try:
@@ -333,6 +351,9 @@ async def amain() -> None:
     require_store(url, cfg.queue.allow_eviction, server)
     chats: dict[str, Chat] = {"slack": slack.SlackChat(slack.web_client(cfg.env))}
     services = Services.build(cfg, url, chats)
+    if cfg.env.worker_metrics_port:
+        start_http_server(cfg.env.worker_metrics_port, registry=services.metrics.registry)
+        log.info("worker metrics on port %s", cfg.env.worker_metrics_port)
     worker = make_worker(services)
     log.info("worker started on queue %s", services.queue.name)
     try:

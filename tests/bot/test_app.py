@@ -178,6 +178,8 @@ async def test_healthz_and_metrics(make_bot, remote):
             text = await r.text()
     assert 'bot_commands_total{command="backport",outcome="usage"} 1' in text
     assert "bot_queue_up 1" in text
+    assert 'bot_ack_seconds_count{command="backport"} 1.0' in text          # a histogram of ack latency
+    assert 'bot_queue_jobs{queue="normal",state="queued"} 0.0' in text
 
 
 async def test_a_command_from_a_conversation_the_bot_cannot_post_in_ends_failed_and_says_so(make_bot, remote, slack):

@@ -162,3 +162,32 @@ async def test_a_job_swept_from_a_live_worker_is_not_run_twice_at_once(make_bot,
     kinds = [(e["stage"], e["kind"]) for e in await Audit(bot.services.redis, key).entries()]
     assert ("job", "lost") in kinds
     assert (await bot.services.queue.job(key)).status.value == "complete"
+
+
+async def test_a_worker_process_serves_its_own_metrics(tmp_path, make_bot, remote, slack, github, redis_url):
+    """Job durations are measured where jobs run: a worker process shows them at WORKER_METRICS_PORT."""
+    from aiohttp import ClientSession
+
+    from core.store import free_port
+
+    fix = seed(remote)
+    data = config_dict(remote)
+    (tmp_path / "bot.toml").write_text(tomli_w.dumps(data))
+    port = free_port()
+    env = {**env_for(tmp_path, slack, github, None, redis_url), "BOT_CONFIG": str(tmp_path / "bot.toml"),
+           "WORKER_METRICS_PORT": str(port)}
+    bot = await make_bot(data, worker=False)
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        _, body = await bot.slash("/backport", f"1.0 {fix}")
+        info = await bot.final(body["text"].split("`")[1], timeout=60)
+        assert info["status"] == "done", log.read_text()[-2000:]
+        async with ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    assert 'bot_job_seconds_count{kind="backport",outcome="done"} 1.0' in text
+    assert 'bot_jobs_started_total{kind="backport"} 1.0' in text
