@@ -11,6 +11,7 @@ import logging
 import re
 import shlex
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -40,7 +41,7 @@ class Outcome:
     text: str
     submitted: list[Submitted] = field(default_factory=list)
     ok: bool = True
-    later: object = None          # a coroutine function whose result is a second private answer
+    later: Callable[[], Awaitable[str]] | None = None   # work whose result is a second private answer
 
     @property
     def created(self) -> list[Submitted]:
@@ -163,6 +164,7 @@ async def start_threads(services, chat, outcome: Outcome) -> None:
 
 async def finish_later(outcome: Outcome) -> str:
     """Run the work a command deferred past its ack; any failure becomes a plain answer."""
+    assert outcome.later is not None
     try:
         return await outcome.later()
     except Exception as exc:

@@ -19,7 +19,7 @@ async def run(inv: Invocation, args: list[str]) -> Reply | JobRequest:
     if len(args) == 2 and attempts is None:
         raise Usage(f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}")
     repo = inv.config.repo(ref.repo)
-    if (repo.adversarial or inv.config.adversarial) is None:
+    if repo is None or (repo.adversarial or inv.config.adversarial) is None:
         return Reply("Adversarial runs are not configured: add an [adversarial] table (build, start, ready, "
                      "invariants) to bot.toml. Nothing was queued.")
     if not inv.config.slack.security_channel:

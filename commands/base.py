@@ -14,6 +14,7 @@ from core.config import REPO_NAME, Config
 from core.kinds import Kind
 from core.names import branch_problem, revision_problem
 from core.queue import JobRequest
+from core.services import Services
 
 SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 PR_FORMS = [
@@ -38,7 +39,7 @@ class Invocation:
     user: str
     channel: str
     dest: str              # "slack" or "console"
-    services: object       # bot.services.Services
+    services: Services
     nonce: str = ""        # the request's Slack signature: what it queues, it queues once (a replay queues nothing)
     response_url: str = ""  # Slack's answer-back URL: works in any conversation for 30 minutes
 
@@ -135,7 +136,9 @@ def parse_commit_or_pr(config: Config, text: str) -> str | PRRef:
         return text.lower()
     if not (text.isascii() and text.isdecimal()):
         try:
-            return parse_pr(config, text, allow_range=False)
+            ref = parse_pr(config, text, allow_range=False)
+            if isinstance(ref, PRRef):
+                return ref
         except Usage:
             pass
     raise Usage(f"{shown(text)} is neither a commit SHA (7-40 hex digits) nor a PR (PR#1234, #1234)")

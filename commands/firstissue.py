@@ -71,6 +71,7 @@ async def run(inv: Invocation, args: list[str]) -> Reply | Later | JobRequest:
 
 def _issue(inv: Invocation, text: str) -> PRRef:
     ref = parse_pr(inv.config, text, allow_range=False)
+    assert isinstance(ref, PRRef)          # without ranges, a PR or Usage
     return ref
 
 

@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
+from core.store import Store
 
 MAX_ENTRY = 64_000  # characters of text kept per entry; test logs longer than this keep their tail
 
@@ -24,7 +24,7 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 
 class Audit:
-    def __init__(self, redis: aioredis.Redis, key: str, ttl_days: int = 30, secrets: list[str] | None = None):
+    def __init__(self, redis: Store, key: str, ttl_days: int = 30, secrets: list[str] | None = None):
         self.redis = redis
         self.name = f"bot:audit:{key}"
         self.ttl = ttl_days * 86400

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
@@ -41,14 +42,12 @@ class GitHubClient:
         self.token = token
         self.app_id = app_id
         self.private_key = private_key
-        self._installations: dict[str, GitHub] = {}
-        self.meter = None      # an async callable run before each call (bot.quotas counts it; may refuse)
+        self._installations: dict[str, Any] = {}
+        self.meter: Callable[[], Awaitable[Any]] | None = None      # an async callable run before each call (bot.quotas counts it; may refuse)
         self.secrets: list[str] = []     # scrubbed from everything we write to GitHub (bodies, titles)
-        kwargs = dict(base_url=self.base_url, timeout=timeout, auto_retry=True, http_cache=False)
-        if token:
-            self._default = GitHub(TokenAuthStrategy(token), **kwargs)
-        else:
-            self._default = GitHub(AppAuthStrategy(app_id, private_key), **kwargs)
+        kwargs: dict[str, Any] = dict(base_url=self.base_url, timeout=timeout, auto_retry=True, http_cache=False)
+        auth: Any = TokenAuthStrategy(token) if token else AppAuthStrategy(app_id, private_key)
+        self._default: Any = GitHub(auth, **kwargs)
 
     @classmethod
     def from_env(cls, env) -> GitHubClient | None:

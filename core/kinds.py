@@ -10,7 +10,6 @@ keys are refused. A class adds its own cross-field rules in `check()`. Nothing h
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -62,9 +61,13 @@ class Params:
         return bool(getattr(self, "quiet", False))
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _checked(owner: str, name: str, hint: Any, value: Any) -> Any:

@@ -264,10 +264,11 @@ class Gateway:
         return LoopEnd(False, f"Claude did not finish within {max_turns} turns", usage=usage(max_turns - 1))
 
 
-def for_job(job, stage: str) -> Gateway | None:
-    """The gateway for one stage of a job (None without a model): audited into the job's log under `stage`."""
+def for_job(job, stage: str) -> Gateway:
+    """The gateway for one stage of a job, audited into the job's log under `stage`. Callers check
+    `job.services.llm` first: without a key there is no model step at all."""
     if job.services.llm is None:
-        return None
+        raise RuntimeError(f"{stage}: no model is configured ({SKIPPED})")
 
     async def audit(kind: str, text: str, **data) -> None:
         await job.audit.write(stage, kind, text, **data)

@@ -20,6 +20,7 @@ from saq.queue.redis import RedisQueue
 from saq.utils import now
 
 from core.kinds import BadParams, Kind, Params
+from core.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -158,22 +159,23 @@ class BotQueue(RedisQueue):
         return f"bot:announce:{self.name}"
 
     async def sweep(self, lock: int | None = None, abort: float = 5.0) -> list[str]:
-        if not await self.redis.set(self._sweep, "1", nx=True, ex=max(1, int(lock or self.sweep_every_s))):
+        redis: Store = self.redis
+        if not await redis.set(self._sweep, "1", nx=True, ex=max(1, int(lock or self.sweep_every_s))):
             return []
         swept = []
-        for job_id in await self.redis.lrange(self._active, 0, -1):
+        for job_id in await redis.lrange(self._active, 0, -1):
             job = await self._get_job_by_id(job_id)
             if job is not None and job.status == Status.ACTIVE and not job.stuck:
                 continue
             if job is not None and job.status != Status.ACTIVE:
                 await asyncio.sleep(self.grace_s)   # dequeued, about to be marked active?
                 job = await self._get_job_by_id(job_id)
-                still = job_id in await self.redis.lrange(self._active, 0, -1)
+                still = job_id in await redis.lrange(self._active, 0, -1)
                 if not still or (job is not None and job.status == Status.ACTIVE and not job.stuck):
                     continue
             swept.append(job_id.decode() if isinstance(job_id, bytes) else job_id)
             if job is None:
-                async with self.redis.pipeline(transaction=True) as pipe:
+                async with redis.pipeline(transaction=True) as pipe:
                     await pipe.lrem(self._active, 0, job_id).zrem(self._incomplete, job_id).execute()
                 continue
             log.warning("job %s lost its worker (no heartbeat); putting it back on the queue", job.key)
@@ -252,24 +254,24 @@ class BotQueue(RedisQueue):
         return None if done == -1 else bool(done)
 
 
-def make_queue(url: str, name: str = "bot", sweep_every_s: int = 10) -> Queue:
-    queue = BotQueue.from_url(url, name=name)
+def make_queue(url: str, name: str = "bot", sweep_every_s: int = 10) -> BotQueue:
+    queue = BotQueue(aioredis.from_url(url), name=name)
     queue.sweep_every_s = sweep_every_s
     return queue
 
 
-async def job_info(redis: aioredis.Redis, key: str) -> dict:
+async def job_info(redis: Store, key: str) -> dict:
     raw = await redis.hgetall(info_key(key))
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-async def set_info(redis: aioredis.Redis, key: str, ttl_days: int = 30, **fields) -> None:
+async def set_info(redis: Store, key: str, ttl_days: int = 30, **fields) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         await pipe.hset(info_key(key), mapping={k: str(v) for k, v in fields.items()}).expire(
             info_key(key), ttl_days * 86400).execute()
 
 
-async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeout_s: int = 7200,
+async def submit(queue: BotQueue, redis: Store, req: JobRequest, *, timeout_s: int = 7200,
                  heartbeat_s: int = 30, retries: int = 3, ttl_days: int = 30, nonce: str = "") -> Submitted:
     """Enqueue `req` unless the same request is alive; raises QueueUnavailable when the store is down.
     `nonce` identifies the asking request (a Slack signature): the same nonce again is a replay, refused."""
@@ -300,7 +302,7 @@ async def submit(queue: Queue, redis: aioredis.Redis, req: JobRequest, *, timeou
         raise QueueUnavailable(str(exc)) from exc
 
 
-async def requeue(queue: Queue, redis: aioredis.Redis, key: str, *, timeout_s: int = 7200, heartbeat_s: int = 30,
+async def requeue(queue: Queue, redis: Store, key: str, *, timeout_s: int = 7200, heartbeat_s: int = 30,
                   retries: int = 3, ttl_days: int = 30) -> bool:
     """Run a finished job again (the Retry button): same key, same thread, next run number."""
     info = await job_info(redis, key)

@@ -77,6 +77,7 @@ class Quotas:
         # jobs' keys), so a burst of concurrent commands can't all pass the same count.
         if self._admit_script is None:
             self._admit_script = self.redis.register_script(ADMIT)
+        assert self._admit_script is not None
         token = token or new_token()
         open_user, open_channel, rate_user, rate_channel = await self._admit_script(
             keys=[self._open("user", user), self._open("channel", channel), f"bot:quota:rate:user:{user}:{hour}",

@@ -541,7 +541,7 @@ class Box:
     def argv(self, command: list[str]) -> list[str]:
         if not self.isolated:
             return command
-        return [bwrap_path(), *_namespace_args(), *_fs_args(self.checkout, self.mode, self.limits.tmp_mb),
+        return [bwrap_path() or "bwrap", *_namespace_args(), *_fs_args(self.checkout, self.mode, self.limits.tmp_mb),
                 *_env_args(self.env)]
 
     def spawn(self, command: list[str], stdout: Any) -> subprocess.Popen:
@@ -660,7 +660,7 @@ class Box:
 
 
 async def run(command: str | list[str], checkout: Path, limits: Limits, *, env: dict[str, str] | None = None,
-              mode: str = "bind", secrets: list[str] = ()) -> CommandResult:
+              mode: str = "bind", secrets: list[str] | tuple[str, ...] = ()) -> CommandResult:
     """Run a command (a string goes to /bin/sh -c: it is the operator's config, never a user's) in a sandbox
     over `checkout`; returns its output (with `secrets` scrubbed) and verdict. Raises `Unavailable` when no
     sandbox can be made and the repo does not allow unisolated runs."""
@@ -699,6 +699,7 @@ async def run(command: str | list[str], checkout: Path, limits: Limits, *, env: 
                     return
 
         async def wait() -> None:
+            assert box.proc is not None
             await asyncio.to_thread(box.proc.wait)       # returns at once when the sandbox is killed
 
         watcher = asyncio.create_task(watch_disk())

@@ -6,31 +6,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-from saq import Queue
-
 from core import llm
 from core.auth import Authorizer
 from core.chat import Chat
 from core.config import Config
 from core.github import GitHubClient
 from core.metrics import Metrics
-from core.queue import make_queue
+from core.queue import BotQueue, make_queue
 from core.quotas import Quotas
-from core.store import connect
+from core.store import Store, connect
 
 
 @dataclass
 class Services:
     config: Config
-    redis: aioredis.Redis
-    queue: Queue
+    redis: Store
+    queue: BotQueue
     chats: dict[str, Chat]
     github: GitHubClient | None
     llm: object | None
     auth: Authorizer
     quotas: Quotas
-    low_queue: Queue          # jobs nobody with a maintainer's say asked for: webhook checks, outsiders' commands
+    low_queue: BotQueue          # jobs nobody with a maintainer's say asked for: webhook checks, outsiders' commands
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.time      # tests move time forward through this
 
@@ -41,7 +38,7 @@ class Services:
         quotas = Quotas(redis, config.quotas)
         github = GitHubClient.from_env(config.env)
         if github is not None:
-            github.meter = lambda: quotas.spend("github", 1)      # every call counts for whoever asked
+            github.meter = lambda: quotas.spend("github", 1)  # noqa: E731      # every call counts for whoever asked
             github.secrets = config.env.secrets()
         client = llm.make_client(config.env)
         return cls(
@@ -57,11 +54,11 @@ class Services:
         )
 
     @property
-    def queues(self) -> dict[str, Queue]:
+    def queues(self) -> dict[str, BotQueue]:
         """By priority: "normal" (maintainers' commands, writers' GitHub triggers) and "low"."""
         return {"normal": self.queue, "low": self.low_queue}
 
-    def queue_named(self, name: str) -> Queue:
+    def queue_named(self, name: str) -> BotQueue:
         return self.low_queue if name == self.low_queue.name else self.queue
 
     async def close(self) -> None:

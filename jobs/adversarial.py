@@ -132,7 +132,7 @@ def sweep(commands: list[str]) -> list[list[list[str]]]:
     """Deterministic first pass: each command with boundary values in each argument position, the commands
     taken in turn (round robin), so a budget too small for all of it still tries every command early."""
     per_command = [[s for s in _sweep([name]) if not any(blocks(c) for c in s)] for name in commands]
-    out = []
+    out: list[list[list[str]]] = []
     for i in range(max((len(p) for p in per_command), default=0)):
         out.extend(p[i] for p in per_command if i < len(p))
     return out
@@ -162,7 +162,7 @@ def _sweep(commands: list[str]) -> list[list[list[str]]]:
 
 
 def mutate(commands: list[str], rng: random.Random) -> list[list[str]]:
-    script = []
+    script: list[list[str]] = []
     while not script:
         script = [c for c in _mutation(commands, rng) if not blocks(c)]
     return script
@@ -291,7 +291,7 @@ def typed_sweep(commands: list[str], shapes: dict[str, Shape]) -> list[list[list
                     for w in INTS[:7]:
                         scripts.append([["SET", "k", v], build({values[0]: w} if values else {})])
         per_command.append([s for s in scripts if not any(blocks(c) for c in s)])
-    out = []
+    out: list[list[list[str]]] = []
     for i in range(max((len(p) for p in per_command), default=0)):
         out.extend(p[i] for p in per_command if i < len(p))
     return out
@@ -522,7 +522,8 @@ def check_attacks(data: dict) -> tuple[list[list[list[str]]], int]:
     """The model's proposed attacks that may run (pure): scripts of commands, each a list of strings, within
     the size limits, none blocking by design; at most BATCH. Returns them and how many were refused."""
     attacks = data.get("attacks", []) if isinstance(data, dict) else []
-    kept, refused = [], 0
+    kept: list[list[list[str]]] = []
+    refused = 0
     for a in attacks if isinstance(attacks, list) else []:
         script = valid_script(a.get("commands")) if isinstance(a, dict) else None
         if script is None:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from core import sandbox
 
@@ -268,13 +269,13 @@ class Target:
             try:
                 return self.box.connect(self.port, 1)
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
 
     def exit_code(self) -> int | None:
         """None while it runs; else its status, 128+N when a signal ended it."""
-        if self.proc.poll() is None:
+        if self.proc is None or self.proc.poll() is None:
             return None
         return self.box.exit_code()
 
@@ -300,7 +301,7 @@ def run_script(spec: dict, commands: list[list[str]], full: bool = False, logdir
     target = Target(spec, logdir)
     protocol = spec.get("protocol", "resp")
     timeout = float(spec.get("attempt_timeout_s", 15))
-    result = {"oracle": None, "message": "", "frame": "", "replies": []}
+    result: dict[str, Any] = {"oracle": None, "message": "", "frame": "", "replies": []}
     target.start()
     try:
         try:

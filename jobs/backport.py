@@ -182,11 +182,14 @@ async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number:
 
 
 async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> dict:
-    head = repo[pygit2.Oid(hex=plan["tip"])]
+    head = git.commit_at(repo, plan["tip"])
     commits, empty_picks, settled, llm_files = [], [], [], []
-    not_applicable, model_lines, diffs, usage = [], [], [], []
+    not_applicable: list[dict] = []
+    model_lines: list[dict] = []
+    diffs: list[str] = []
+    usage: list[str] = []
     for p in plan["picks"]:
-        original = repo[pygit2.Oid(hex=p["sha"])]
+        original = git.commit_at(repo, p["sha"])
         result = await asyncio.to_thread(git.pick, repo, original, head, p["mainline"] or 1)
         settled.extend(result.whitespace_settled)
         if result.conflicts:
@@ -219,9 +222,10 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
             continue
         else:
             tree = result.tree
+        assert tree is not None
         new = git.commit_tree(repo, tree, head, original)
         commits.append(new)
-        head = repo[pygit2.Oid(hex=new)]
+        head = git.commit_at(repo, new)
     if settled:
         await job.say("Whitespace-only conflicts settled without an LLM in: " +
                       render.lits(sorted(set(settled)), 40), once="ws")

@@ -87,8 +87,8 @@ async def _from_label(services, repo, payload: dict) -> list[JobRequest]:
     if action == "labeled":
         labels = [text(obj(payload.get("label")).get("name"))]
     elif action == "closed":
-        raw = pr.get("labels") if isinstance(pr.get("labels"), list) else []
-        labels = [text(obj(lbl).get("name")) for lbl in raw]
+        raw = pr.get("labels")
+        labels = [text(obj(lbl).get("name")) for lbl in raw] if isinstance(raw, list) else []
     else:
         return []
     if not any(LABEL.match(name) for name in labels) or not services.config.slack.notify_channel:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import pygit2
 
 from core.render import lit, lits
+from jobs import git
 
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@ ?(?P<context>.*)$")
 DEFINITION = re.compile(
@@ -71,14 +72,16 @@ def from_github(files: list[dict]) -> list[FileChange]:
 
 def from_range(repo: pygit2.Repository, base: pygit2.Commit, head: pygit2.Commit) -> list[FileChange]:
     merge_base = repo.merge_base(base.id, head.id) or base.id
-    diff = repo.diff(repo[merge_base], head, context_lines=3)
+    diff = repo.diff(git.commit_at(repo, merge_base), head, context_lines=3)
     diff.find_similar()
     out = []
     statuses = {"A": "added", "D": "deleted", "M": "modified", "R": "renamed"}
     for patch in diff:
+        if patch is None:
+            continue
         delta = patch.delta
         _, adds, dels = patch.line_stats
-        binary = delta.is_binary
+        binary = bool(delta.is_binary)
         text = None
         if not binary:
             full = patch.text or ""

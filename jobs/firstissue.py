@@ -241,7 +241,7 @@ async def _pick(job: JobRun) -> dict:
 
 async def _tell(job: JobRun, picked: dict) -> dict:
     """The newcomer's DM, sent once even by a worker that picks the job up after another died mid-send."""
-    user, repo, by = picked.get("user"), job.params.repo, job.request["requester"]
+    user, repo, by = str(picked.get("user", "")), job.params.repo, job.request["requester"]
     chat = job.thread.chat
     if picked["outcome"] not in ("no-link", "picked") or not await job.thread.claim("dm"):
         return {}
@@ -314,7 +314,7 @@ async def follow_up(services, now: float) -> list[str]:
 
 async def pr_opened(services, repo: str, pr: dict) -> bool:
     """A PR by a holder that references their issue: tell the maintainer in the hand-out thread."""
-    user = pr.get("user") if isinstance(pr.get("user"), dict) else {}
+    user: dict = pr["user"] if isinstance(pr.get("user"), dict) else {}
     author = user.get("login") if isinstance(user.get("login"), str) else ""
     title = pr.get("title") if isinstance(pr.get("title"), str) else ""
     body = pr.get("body") if isinstance(pr.get("body"), str) else ""

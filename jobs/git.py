@@ -387,7 +387,7 @@ def file_at(repo: pygit2.Repository, commit: pygit2.Commit, path: str) -> str | 
     except KeyError:
         return None
     obj = repo[entry.id]
-    return obj.data.decode("utf-8", "replace") if obj.type_str == "blob" else None      # a directory: none
+    return obj.data.decode("utf-8", "replace") if isinstance(obj, pygit2.Blob) else None      # a directory: none
 
 
 def special_paths(repo: pygit2.Repository, trees: list, paths) -> set[str]:
@@ -450,7 +450,7 @@ def missing_dependencies(repo: pygit2.Repository, commit: pygit2.Commit, branch:
     base = repo.merge_base(commit.parents[0].id, branch.id)
     if base is None:
         return []
-    found = []
+    found: list[tuple[str, str]] = []
     walker = repo.walk(commit.parents[0].id, pygit2.enums.SortMode.TOPOLOGICAL)
     walker.hide(base)
     for i, c in enumerate(walker):
@@ -469,3 +469,11 @@ def env_without_secrets(extra: dict[str, str] | None = None) -> dict[str, str]:
     keep.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     keep.update(extra or {})
     return keep
+
+
+def commit_at(repo: pygit2.Repository, sha: str | pygit2.Oid) -> pygit2.Commit:
+    """The commit `sha` names (GitError for anything else): a typed `repo[sha]`."""
+    obj = repo[sha if isinstance(sha, pygit2.Oid) else pygit2.Oid(hex=sha)]
+    if not isinstance(obj, pygit2.Commit):
+        raise GitError(f"{str(sha)[:12]} is not a commit")
+    return obj

@@ -85,7 +85,7 @@ async def fetch(job, repo_name: str, number: int, purpose: str) -> Pull:
     try:
         await asyncio.to_thread(mirror.sync)
         repo = await asyncio.to_thread(mirror.fetch_pull, number)
-        head = repo[pygit2.Oid(hex=head_sha)]
+        head = git.commit_at(repo, head_sha)
     except (git.GitError, KeyError, ValueError) as exc:
         raise JobFailed(f"cannot fetch #{number}: {exc}")
     return Pull(pr, repo, head, git.branch_tip(repo, base_ref), head_sha, base_ref)

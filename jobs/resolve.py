@@ -23,6 +23,7 @@ import asyncio
 import difflib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pygit2
 
@@ -53,7 +54,7 @@ apply to this branch, declare it with not_applicable and the reason.
 Edit with replace_text (or write_file for a whole file) until no conflict markers remain, then call finish.
 If you cannot do it, call give_up with the reason. Only finish or give_up end your work."""
 
-TOOLS = [
+TOOLS: list[dict[str, Any]] = [
     {"name": "read_file", "description": "Read lines of a file: numbered, at most 400 per call; ask for the next "
                                          "range with start_line.",
      "input_schema": {"type": "object", "properties": {
@@ -106,8 +107,8 @@ def check_input(name: str, args: object, tools: list[dict] | None = None) -> str
         return f"unknown tool {name!r}"
     if not isinstance(args, dict):
         return "the input must be a JSON object"
-    schema = tool["input_schema"]
-    props = schema.get("properties", {})
+    schema: dict[str, Any] = tool["input_schema"]
+    props: dict[str, Any] = schema.get("properties", {})
     for key in schema.get("required", []):
         if key not in args:
             return f"{name} needs {key!r}"
@@ -151,9 +152,9 @@ class Hunk:
 def original_hunks(repo, parent, original) -> list[Hunk]:
     diff = repo.diff(parent, original, context_lines=0)
     diff.find_similar()
-    out = []
+    out: list[Hunk] = []
     for patch in diff:
-        if patch.delta.is_binary:
+        if patch is None or patch.delta.is_binary:
             continue
         path = patch.delta.new_file.path if patch.delta.status != pygit2.enums.DeltaStatus.DELETED \
             else patch.delta.old_file.path
@@ -206,7 +207,7 @@ class Workspace:
         """Run one tool call. Input is checked against the tool's schema first, and any failure is an
         "error: …" result for the model, never an exception in the job."""
         problem = check_input(name, args)
-        if problem:
+        if problem or not isinstance(args, dict):
             return f"error: {problem}"
         try:
             return getattr(self, "_t_" + name)(**args)
@@ -285,7 +286,8 @@ class Workspace:
         chosen = [h for h in self.hunks.values() if not path or h.path == path or h.old_path == path]
         if not chosen:
             return f"error: the original commit has no hunk in {path}" if path else llm_mod.fence("diff", self.diff)
-        out, size = [], 0
+        out: list[str] = []
+        size = 0
         for h in chosen:
             t = h.text(limit=60)
             if size + len(t) > 30_000:
@@ -482,7 +484,8 @@ def check(res: Resolution) -> Verdict:
         return Verdict(f"conflict markers remain in {', '.join(res.marked)}{extra}")
     if res.unchanged:
         return Verdict("the resolution changes nothing on the branch: the original change is missing")
-    missing, carried_by = [], {}
+    missing: list[Hunk] = []
+    carried_by: dict[str, list[str]] = {}
     for h in res.hunks:
         if h.id in res.not_applicable:
             continue
@@ -543,7 +546,7 @@ def _diff_text(repo, parent, commit) -> str:
 
 def model_diff(ws: Workspace) -> str:
     """The model's own edits against the mechanical merge (conflict markers and all), as a unified diff."""
-    out = []
+    out: list[str] = []
     for path in sorted(set(ws.working) | set(ws.start)):
         before = ws.start.get(path)
         if path not in ws.start:

@@ -15,12 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from core import render
 from core.audit import Audit, scrub
 from core.chat import Chat
 from core.queue import info_key, job_info, set_info
+from core.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class JobThread:
     """The parent message and its thread. The parent is posted once, by whoever gets there first (the
     command right after its ack, or the worker), guarded by a claim in Redis."""
 
-    def __init__(self, chat: Chat, redis: aioredis.Redis, key: str, *, ttl_days: int = 30, info: dict | None = None,
+    def __init__(self, chat: Chat, redis: Store, key: str, *, ttl_days: int = 30, info: dict | None = None,
                  secrets: list[str] | tuple[str, ...] = ()):
         self.chat = chat
         self.redis = redis

@@ -140,7 +140,7 @@ async def _cannot_post(services: Services, run: JobRun, exc: Exception) -> str:
                    detail="can't post in the conversation")
     info = await run.thread.info(refresh=True)
     chat = services.chats.get(info.get("dest", ""))
-    if info.get("response_url") and hasattr(chat, "respond"):
+    if info.get("response_url") and chat is not None and hasattr(chat, "respond"):
         try:
             await chat.respond(info["response_url"], f":x: Job `{run.key}`: {reason}")
         except Exception as err:

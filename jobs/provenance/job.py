@@ -159,7 +159,7 @@ def finding_text(f: Finding, repo, upstream_repo) -> str:
         ours = _excerpt(repo, f.commit, span["file"], span["lines"])
         theirs = _excerpt(upstream_repo, f.upstream_commit or "", span.get("upstream_file"), span.get("upstream_lines"))
         text += (f"\nours {render.lit(span['file'])} L{span['lines'][0]}–{span['lines'][1]} ↔ upstream "
-                 f"{render.lit(span.get('upstream_file'))} L{(span.get('upstream_lines') or ['?', '?'])[0]}–"
+                 f"{render.lit(span.get('upstream_file') or '?')} L{(span.get('upstream_lines') or ['?', '?'])[0]}–"
                  f"{(span.get('upstream_lines') or ['?', '?'])[1]}")
         if ours or theirs:
             text += "\n" + render.code(f"— ours —\n{ours}\n— upstream —\n{theirs}", limit=1200, keep="head")

@@ -197,9 +197,9 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
         for start in range(0, len(hashes), 500):
             batch = hashes[start:start + 500]
             values = await index.r.hmget(index.k[key], [str(h) for h in batch])
-            for h, u in zip(batch, values):
+            for printed, u in zip(batch, values):
                 for one in _s(u).split(",") if u else []:
-                    per_upstream[one][kind][h] = prints_[h]
+                    per_upstream[one][kind][printed] = prints_[printed]
     for usha, hits in per_upstream.items():
         meta = await forbidden(usha)
         if meta is None:
@@ -252,24 +252,24 @@ def _spans(upstream_repo, usha: str, matched: dict, abstract: bool, cfg: ProvCon
         _, ufiles = commit_signals(upstream_repo, ucommit, cfg)
     except (KeyError, ValueError, pygit2.GitError):
         ufiles = []
-    where_up = {}
+    where_up: dict[int, tuple[FileSignals, int]] = {}
     for uf in ufiles:
         table = uf.prints.abstract if abstract else uf.prints.exact
         for h, i in table.items():
             where_up.setdefault(h, (uf, i))
     groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for h, (f, i) in matched.items():
-        ours = f.prints.token_lines[i] if i < len(f.prints.token_lines) else 0
+        line = f.prints.token_lines[i] if i < len(f.prints.token_lines) else 0
         if h in where_up:
-            uf, ui = where_up[h]
-            theirs = uf.prints.token_lines[ui] if ui < len(uf.prints.token_lines) else 0
-            groups[(f.path, uf.path)].append((ours, theirs))
+            up, ui = where_up[h]
+            their_line = up.prints.token_lines[ui] if ui < len(up.prints.token_lines) else 0
+            groups[(f.path, up.path)].append((line, their_line))
         else:
-            groups[(f.path, "")].append((ours, 0))
+            groups[(f.path, "")].append((line, 0))
     spans = []
     for (path, upath), pairs in groups.items():
-        ours = [p[0] for p in pairs]
-        theirs = [p[1] for p in pairs if p[1]]
-        spans.append({"file": path, "lines": [min(ours), max(ours)], "upstream_file": upath or None,
-                      "upstream_lines": [min(theirs), max(theirs)] if theirs else None})
+        our_lines = [p[0] for p in pairs]
+        their_lines = [p[1] for p in pairs if p[1]]
+        spans.append({"file": path, "lines": [min(our_lines), max(our_lines)], "upstream_file": upath or None,
+                      "upstream_lines": [min(their_lines), max(their_lines)] if their_lines else None})
     return spans

@@ -105,6 +105,8 @@ def commit_signals(repo: pygit2.Repository, commit: pygit2.Commit, cfg: ProvConf
     files = []
     all_hunks: dict[str, list[list[str]]] = {}
     for patch in diff:
+        if patch is None:
+            continue
         path = patch.delta.new_file.path
         if patch.delta.is_binary or any(path.startswith(e) for e in cfg.exclude):
             continue
@@ -124,14 +126,14 @@ def commit_signals(repo: pygit2.Repository, commit: pygit2.Commit, cfg: ProvConf
 def tree_prints(repo: pygit2.Repository, tree: pygit2.Tree, cfg: ProvConfig, prefix: str = "") -> tuple[set, set]:
     exact, abstract = set(), set()
     for entry in tree:
-        path = prefix + entry.name
+        path = prefix + (entry.name or "")
         if entry.type_str == "tree":
-            e, a = tree_prints(repo, repo[entry.id], cfg, path + "/")
+            e, a = tree_prints(repo, repo[entry.id], cfg, path + "/")  # type: ignore[arg-type]
             exact |= e
             abstract |= a
         elif entry.type_str == "blob" and not any(path.startswith(x) for x in cfg.exclude):
             blob = repo[entry.id]
-            if blob.is_binary or blob.size > 2_000_000:
+            if not isinstance(blob, pygit2.Blob) or blob.is_binary or blob.size > 2_000_000:
                 continue
             lines = blob.data.decode("utf-8", "replace").split("\n")
             p = fp.prints(fp.Added(path, list(enumerate(lines, 1))), cfg.normalize)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from core import llm as llm_mod
 from core import render
@@ -40,8 +41,8 @@ class Source:
     body: str
     commits: list[str]
     changes: list[FileChange]
-    repo: object = None            # for a range: the mirror, and the range's base commit
-    base_commit: object = None
+    repo: Any = None               # for a range: the mirror (pygit2.Repository), and the range's base commit
+    base_commit: Any = None
 
 
 @dataclass

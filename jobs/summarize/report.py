@@ -66,7 +66,7 @@ def render_result(result: ModelResult) -> list[str]:
         return [f":warning: {result.error}; here it is as written:\n" + render.code(neutral(result.raw), keep="head")]
     if result.error:
         return [f":warning: No LLM summary: {result.error}. The digest above comes from the diff alone."]
-    data = result.data
+    data = result.data or {"summary": "", "review_first": [], "areas": []}
     out = []
     top = f"*Summary*\n{neutral(data['summary'])}" if data["summary"] else "*Summary*\n_(dropped: it named files not in the PR)_"
     if data["review_first"]:
