@@ -14,7 +14,7 @@ from core import config as config_mod
 from core.store import connect, resolve
 from jobs import git
 from jobs.provenance.index import Index, build_index
-from jobs.provenance.score import check
+from jobs.provenance.score import build_own, check, reviewed_branches
 from jobs.provenance.signals import ProvenanceError, load_config, resolve_name
 
 
@@ -30,6 +30,16 @@ async def _cli(args) -> int:
     try:
         if args.action == "index":
             await build_index(cfg, redis, cfg_all.env.data_dir, say=lambda m: print(m, file=sys.stderr))
+            for repo_cfg in cfg_all.repos:        # our own history too: the first check has nothing left to do
+                mirror = git.Mirror(cfg_all.env.data_dir, repo_cfg.github, repo_cfg.clone_url,
+                                    cfg_all.env.github_token)
+                try:
+                    walked = await build_own(cfg, redis, await asyncio.to_thread(mirror.sync),
+                                             reviewed_branches(repo_cfg))
+                except git.GitError as exc:      # the upstream index stands; the first check will do this part
+                    print(f"{repo_cfg.github}: our own history was not indexed ({exc})", file=sys.stderr)
+                    continue
+                print(f"{repo_cfg.github}: {walked} commit(s) of our own history fingerprinted", file=sys.stderr)
             return 0
         m = re.fullmatch(r"([\w./-]+)\.\.([\w./-]+)", args.range or "")
         if not m or not args.repo:

@@ -3,6 +3,7 @@ the PR, show the evidence in the thread; the model's second look is advice that 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from core.queue import JobRequest, latest_head_key, set_info
 from jobs import git
 from jobs import pull as pull_mod
 from jobs.provenance.index import build_index, upstream_mirror
-from jobs.provenance.score import Finding, check
+from jobs.provenance.score import Finding, build_own, check, reviewed_branches
 from jobs.provenance.signals import ProvConfig, ProvenanceError, load_config
 from jobs.pull import Target
 from jobs.runtime import JobFailed
@@ -89,8 +90,13 @@ async def run(job) -> None:
 
 
 async def _index(job, cfg: ProvConfig) -> dict:
+    """The upstream index and our own history's, both refreshed (incrementally) before anything is checked."""
+    repo_cfg = job.config.repo(job.params.repo)
     try:
         stats = await build_index(cfg, job.redis, job.config.env.data_dir, say=lambda m: None)
+        mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
+        own = await asyncio.to_thread(mirror.sync)
+        stats["own_walked"] = await build_own(cfg, job.redis, own, reviewed_branches(repo_cfg))
     except (ProvenanceError, git.GitError) as exc:
         raise JobFailed(f"the upstream index could not be refreshed: {exc}")
     await job.audit.write("provenance", "index", json.dumps(stats))
@@ -98,8 +104,9 @@ async def _index(job, cfg: ProvConfig) -> dict:
 
 
 async def _check(job, cfg: ProvConfig, pull) -> dict:
+    repo_cfg = job.config.repo(job.params.repo)
     findings = await check(cfg, job.redis, pull.repo, pull.base, pull.head, job.config.env.data_dir,
-                           created_at=_epoch(pull.pr.get("created_at")))
+                           created_at=_epoch(pull.pr.get("created_at")), branches=reviewed_branches(repo_cfg))
     return {"head": pull.head_sha, "findings": [f.to_dict() for f in findings]}
 
 

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ class Finding:
         return out
 
 
+LOCK_S = 900                 # the longest one refresh of our own history may hold its lock
+
 OWN_MIN = """
 for i = 2, #ARGV do
   local v = redis.call('HGET', KEYS[1], ARGV[i])
@@ -68,15 +71,33 @@ class OwnHistory:
         self.key = f"{PREFIX}:own:{hashlib.sha1(repo.path.encode()).hexdigest()[:12]}"
         self.update_script = redis.register_script(OWN_MIN)
 
-    async def refresh(self, repo: pygit2.Repository, exclude: set[str], cfg: ProvConfig) -> int:
-        done = json.loads(_s(await self.r.get(self.key + ":tips")) or "[]")
-        tips = [str(repo.references[r].peel(pygit2.Commit).id) for r in repo.references if r.startswith("refs/heads/")]
-        batches = await asyncio.to_thread(_own_prints, repo, tips, done, exclude, cfg)
-        for when, hashes in batches:
-            for start in range(0, len(hashes), 1000):
-                await self.update_script(keys=[self.key], args=[when, *hashes[start:start + 1000]])
-        await self.r.set(self.key + ":tips", json.dumps(sorted(set(tips) | set(done))))
-        return len(batches)
+    async def refresh(self, repo: pygit2.Repository, exclude: set[str], cfg: ProvConfig,
+                      wait_s: float = LOCK_S, branches: list[str] | None = None) -> int:
+        """Fingerprint the commits of `branches` (reviewed history: the default, release and protected branches;
+        every local branch when None) not walked before; returns how many were walked. One
+        refresh at a time per repository (a lock in the store): concurrent first checks wait for the one
+        doing the work, then find nothing left to do."""
+        lock = self.key + ":lock"
+        token = f"{time.time():.6f}"
+        deadline = time.monotonic() + wait_s
+        while not await self.r.set(lock, token, nx=True, ex=LOCK_S):
+            if time.monotonic() > deadline:
+                raise ProvenanceError("our own history is being indexed by another process; try again shortly")
+            await asyncio.sleep(0.2)
+        try:
+            done = json.loads(_s(await self.r.get(self.key + ":tips")) or "[]")
+            names = [f"refs/heads/{b}" for b in branches] if branches is not None else \
+                [r for r in repo.references if r.startswith("refs/heads/")]
+            tips = [str(repo.references[r].peel(pygit2.Commit).id) for r in names if r in repo.references]
+            batches = await asyncio.to_thread(_own_prints, repo, tips, done, exclude, cfg)
+            for when, hashes in batches:
+                for start in range(0, len(hashes), 1000):
+                    await self.update_script(keys=[self.key], args=[when, *hashes[start:start + 1000]])
+            await self.r.set(self.key + ":tips", json.dumps(sorted(set(tips) | set(done))))
+            return len(batches)
+        finally:
+            if _s(await self.r.get(lock)) == token:
+                await self.r.delete(lock)
 
     async def times(self, hashes: list[int]) -> dict[int, int]:
         out: dict[int, int] = {}
@@ -112,7 +133,10 @@ def _own_prints(repo, tips: list[str], done: list[str], exclude: set[str], cfg: 
 
 
 async def check(cfg: ProvConfig, redis, repo: pygit2.Repository, base: pygit2.Commit, head: pygit2.Commit,
-                data_dir: Path, created_at: float | None = None) -> list[Finding]:
+                data_dir: Path, created_at: float | None = None, stats: dict | None = None,
+                branches: list[str] | None = None) -> list[Finding]:
+    """The findings for every commit of base..head. `stats`, when given, receives `own_walked`: how many of
+    our own commits this check had to fingerprint (0 once `index` has built our history)."""
     index = Index(redis)
     if await index.size() == 0:
         raise ProvenanceError("the upstream index is empty; build it with `python -m jobs.provenance index`")
@@ -120,7 +144,9 @@ async def check(cfg: ProvConfig, redis, repo: pygit2.Repository, base: pygit2.Co
     walker.hide(base.id)
     commits = [c for c in walker]
     history = OwnHistory(redis, repo)
-    await history.refresh(repo, {str(c.id) for c in commits}, cfg)
+    walked = await history.refresh(repo, {str(c.id) for c in commits}, cfg, branches=branches)
+    if stats is not None:
+        stats["own_walked"] = walked
     upstream_repo = upstream_mirror(cfg, data_dir).repo()
     findings: list[Finding] = []
     for commit in commits:
@@ -273,3 +299,13 @@ def _spans(upstream_repo, usha: str, matched: dict, abstract: bool, cfg: ProvCon
         spans.append({"file": path, "lines": [min(our_lines), max(our_lines)], "upstream_file": upath or None,
                       "upstream_lines": [min(their_lines), max(their_lines)] if their_lines else None})
     return spans
+
+
+def reviewed_branches(repo_cfg) -> list[str]:
+    """Our own reviewed history: the default branch, every release branch and the protected branches."""
+    return list(dict.fromkeys([repo_cfg.default_branch, *repo_cfg.releases.values(), *repo_cfg.protected_branches]))
+
+
+async def build_own(cfg: ProvConfig, redis, repo: pygit2.Repository, branches: list[str] | None) -> int:
+    """Our own history's fingerprints, brought up to date (part of `index`, so no check has to do it)."""
+    return await OwnHistory(redis, repo).refresh(repo, set(), cfg, branches=branches)

@@ -382,3 +382,34 @@ async def test_a_synchronize_with_the_same_head_is_not_checked_again(tmp_path, m
     assert status == 200 and "prov-" not in body                     # same head: nothing to check again
     status, body = await bot.webhook("pull_request", payload("synchronize", "c" * 40), "s-3")
     assert "prov-" in body                                             # a new head is checked
+
+
+async def test_index_builds_our_own_history_so_the_first_check_does_no_more_than_the_next(world):
+    w = world
+    base, head = w.pr("first", {"src/replication.c": w.u1_code})
+    own = await provenance.build_own(w.cfg, w.redis, w.down.repo, ["unstable"])
+    assert own >= 2                              # the fork's own commits, fingerprinted by `index`
+    runs = []
+    for _ in range(2):
+        stats: dict = {}
+        repo = w.down.repo
+        found = await provenance.check(w.cfg, w.redis, repo, repo[pygit2.Oid(hex=base)], repo[pygit2.Oid(hex=head)],
+                                       w.data, stats=stats, branches=["unstable"])
+        runs.append((stats["own_walked"], signals(found)))
+    assert runs[0] == runs[1] and runs[0][0] == 0 and runs[0][1]
+
+
+async def test_four_concurrent_first_checks_build_our_history_once(world):
+    import asyncio
+
+    w = world
+    base, head = w.pr("together", {"src/replication.c": w.u1_code})
+    repo = w.down.repo
+    stats = [{} for _ in range(4)]
+    results = await asyncio.gather(*(
+        provenance.check(w.cfg, w.redis, repo, repo[pygit2.Oid(hex=base)], repo[pygit2.Oid(hex=head)], w.data,
+                         stats=s, branches=["unstable"]) for s in stats))
+    walked = sorted(s["own_walked"] for s in stats)
+    total = len(list(repo.walk(repo.branches["unstable"].target)))
+    assert walked[:3] == [0, 0, 0] and 0 < walked[3] <= total        # one of them did the work, once
+    assert all(signals(r) == signals(results[0]) for r in results)
