@@ -29,6 +29,7 @@ KINDS = Registry(
     firstissue.KIND,
     firstissue.PR_OPENED,
     provenance.KIND,
+    provenance.SELFTEST,
     adversarial.KIND,
     replies.KIND,
     NOOP,

@@ -16,10 +16,10 @@ Modules: `signals` (settings and what a commit's files say), `index` (the forbid
 """
 
 from jobs.provenance.index import Index, build_index
-from jobs.provenance.job import KIND, ProvenanceParams, finding_text, on_pull_request
+from jobs.provenance.job import KIND, SELFTEST, ProvenanceParams, SelftestParams, finding_text, on_pull_request
 from jobs.provenance.score import Finding, OwnHistory, build_own, check, reviewed_branches
 from jobs.provenance.signals import ProvConfig, ProvenanceError, load_config
 
-__all__ = ["KIND", "Finding", "Index", "OwnHistory", "ProvConfig", "ProvenanceError", "ProvenanceParams",
+__all__ = ["KIND", "SELFTEST", "SelftestParams", "Finding", "Index", "OwnHistory", "ProvConfig", "ProvenanceError", "ProvenanceParams",
            "build_index", "build_own", "check", "finding_text", "load_config", "on_pull_request",
            "reviewed_branches"]

@@ -13,13 +13,14 @@ import pygit2
 
 from core import llm as llm_mod
 from core import render
-from core.kinds import Kind
+from core.kinds import BadParams, Kind, Params
 from core.payload import number, obj, text
 from core.queue import JobRequest, latest_head_key, set_info
 from jobs import git
 from jobs import pull as pull_mod
 from jobs.provenance.index import build_index, upstream_mirror
 from jobs.provenance.score import Finding, build_own, check, reviewed_branches
+from jobs.provenance.selftest import run_selftest
 from jobs.provenance.signals import ProvConfig, ProvenanceError, load_config
 from jobs.pull import Target
 from jobs.runtime import JobFailed
@@ -231,3 +232,63 @@ async def on_pull_request(services, repo, payload: dict) -> list[JobRequest]:
                        summary=f"provenance of #{pr_number} ({repo.github})",
                        channel=services.config.slack.notify_channel, dest="slack",
                        after={latest_head_key(repo.github, pr_number): head[:64]})]
+
+
+@dataclass(frozen=True)
+class SelftestParams(Params):
+    """`/provenance selftest [n]`: `n` forbidden commits copied in every disguise, `genuine` recent commits."""
+
+    repo: str
+    n: int = 10
+    genuine: int = 20
+
+    def check(self) -> None:
+        if not (1 <= self.n <= 100 and 1 <= self.genuine <= 200):
+            raise BadParams("SelftestParams: n from 1 to 100, genuine from 1 to 200")
+
+
+async def run_selftest_job(job) -> None:
+    """Stages: index → selftest (the cases, checkpointed) → report."""
+    p: SelftestParams = job.params
+    try:
+        cfg = load_config(job.config)
+    except ProvenanceError as exc:
+        raise JobFailed(str(exc))
+    await job.stage("index", lambda: _index(job, cfg), detail="refreshing the indexes")
+    repo_cfg = job.config.repo(p.repo)
+
+    async def selftest() -> dict:
+        mirror = git.Mirror(job.config.env.data_dir, repo_cfg.github, repo_cfg.clone_url, job.config.env.github_token)
+        repo = await asyncio.to_thread(mirror.sync)
+        upstream = upstream_mirror(cfg, job.config.env.data_dir).repo()
+        try:
+            report = await run_selftest(cfg, job.redis, repo, repo_cfg.default_branch, upstream,
+                                        job.config.env.data_dir, n=p.n, genuine=p.genuine, seed=repo_cfg.github)
+        except ProvenanceError as exc:
+            raise JobFailed(str(exc))
+        await job.audit.write("selftest", "report", json.dumps(report.counts()))
+        return report.to_dict()
+
+    data = await job.stage("selftest", selftest, detail="copying forbidden commits and checking them")
+    await job.stage("report", lambda: _selftest_report(job, repo_cfg, data), detail="reporting")
+    await job.done("", detail=f"caught {data['caught']}/{data['copies']}, "
+                              f"{data['false_alarms']}/{data['genuine']} false alarms")
+
+
+async def _selftest_report(job, repo_cfg, data: dict) -> dict:
+    rate = f"{100 * data['caught'] / data['copies']:.0f}%" if data["copies"] else "n/a"
+    variants = ", ".join(f"{v} {c}/{t}" for v, (c, t) in data["by_variant"].items())
+    await job.say(f"*Provenance self-test* on {render.lit(repo_cfg.default_branch)} of {render.inert(repo_cfg.github)}: "
+                  f"caught *{data['caught']}/{data['copies']}* copies ({rate}; {variants}), "
+                  f"*{data['false_alarms']}/{data['genuine']}* false alarms on recent genuine commits.", once="st-summary")
+    wrong = [c for c in data["cases"] if (c["kind"] == "copy") != c["flagged"]]
+    if wrong:
+        lines = [f"• {'missed' if c['kind'] == 'copy' else 'false alarm'} ({c['variant']}): `{c['commit'][:10]}` "
+                 f"{render.inert(c['subject'])}" + (f" — {render.inert(c['note'])}" if c.get("note") else "")
+                 for c in wrong[:30]]
+        await job.say("\n".join(lines), once="st-wrong")
+    return {}
+
+
+SELFTEST = Kind("provenance-selftest", "pst", SelftestParams, run_selftest_job,
+                about="the guard's accuracy on the live repository: copies caught, genuine commits clean")

@@ -15,7 +15,7 @@ from jobs.adversarial import AdversarialParams
 from jobs.backport import BackportParams
 from jobs.firstissue import FirstIssueParams, PrOpenedParams
 from jobs.kinds import KINDS, NOOP, NoopParams
-from jobs.provenance import ProvenanceParams
+from jobs.provenance import ProvenanceParams, SelftestParams
 from jobs.replies import ReplyParams
 from jobs.summarize import SummarizeParams
 from tests.conftest import config_dict
@@ -29,6 +29,7 @@ EXAMPLES = {
     "adversarial": AdversarialParams(repo="a/b", base="9.0", head="unstable", attempts=50),
     "gh-reply": ReplyParams(repo="a/b", pr=3, body="hi", mark="m"),
     "noop": NoopParams(tag="x"),
+    "provenance-selftest": SelftestParams(repo="a/b", n=3),
 }
 
 

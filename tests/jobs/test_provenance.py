@@ -413,3 +413,35 @@ async def test_four_concurrent_first_checks_build_our_history_once(world):
     total = len(list(repo.walk(repo.branches["unstable"].target)))
     assert walked[:3] == [0, 0, 0] and 0 < walked[3] <= total        # one of them did the work, once
     assert all(signals(r) == signals(results[0]) for r in results)
+
+
+async def test_selftest_on_a_repo_with_a_planted_upstream(world):
+    """Copies of the forbidden commits, in every disguise, are made on the downstream branch and caught; the
+    downstream's own commits (one of which upstream later copied, one a BSD-era fix) stay clean."""
+    from jobs.provenance.selftest import VARIANTS, run_selftest
+
+    w = world
+    await provenance.build_own(w.cfg, w.redis, w.down.repo, ["unstable"])
+    report = await run_selftest(w.cfg, w.redis, w.down.repo, "unstable", w.up.repo, w.data, n=3, genuine=5)
+    counts = report.counts()
+    copies = [c for c in report.cases if c.kind == "copy"]
+    # u1 and u3 are copied; u4 copied *our* helper, so copying it back changes nothing and is no case.
+    assert {c.variant for c in copies} == set(VARIANTS) and {c.commit for c in copies} == {w.u1, w.u3}
+    assert counts["caught"] >= counts["copies"] - 1, [c for c in copies if not c.flagged]
+    assert counts["genuine"] == 2 and counts["false_alarms"] == 0, [c for c in report.cases if not c.right]
+    assert w.down.repo.branches["unstable"].target == w.down.repo.revparse_single("unstable").id   # nothing moved
+    assert set(report.to_dict()) >= {"copies", "caught", "missed", "genuine", "false_alarms", "by_variant", "cases"}
+
+
+async def test_provenance_selftest_command_reports_in_the_thread(tmp_path, make_bot, github, slack):
+    w = World(tmp_path / "w")
+    bot = await make_bot(bot_config(w))
+    _, body = await bot.slash("/provenance", "selftest 3")
+    assert "Queued job `pst-" in body["text"], body
+    info = await bot.final(body["text"].split("`")[1], timeout=120)
+    thread = bot.thread_of(info)
+    assert info["status"] == "done", thread
+    assert "*Provenance self-test* on `unstable` of acme/widget: caught *8/8* copies (100%; verbatim 2/2" in thread
+    assert "*0/2* false alarms on recent genuine commits" in thread
+    _, body = await bot.slash("/provenance", "selftest lots")
+    assert "selftest takes at most one number" in body["text"]
