@@ -178,10 +178,17 @@ class GitHubClient:
         return base64.b64decode(resp.get("content", "")).decode("utf-8", "replace")
 
     async def check_run(self, repo: str, head_sha: str, conclusion: str, title: str, summary: str,
-                        text: str = "", name: str = "provenance") -> dict:
+                        text: str = "", name: str = "provenance", annotations: list[dict] | None = None) -> dict:
+        """A completed check run; `annotations` (path, start_line, end_line, annotation_level, message, title,
+        raw_details) mark the PR's lines. GitHub takes at most 50 per request: the first 50 go with the run."""
+        output: dict[str, Any] = {"title": title[:250], "summary": summary[:60000], "text": text[:60000]}
+        if annotations:
+            output["annotations"] = [dict(a, title=str(a.get("title", ""))[:255],
+                                          message=str(a["message"])[:60000],
+                                          raw_details=str(a.get("raw_details", ""))[:60000])
+                                     for a in annotations[:MAX_ANNOTATIONS]]
         return await self.request(repo, "POST", f"/repos/{repo}/check-runs", json={
-            "name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
-            "output": {"title": title[:250], "summary": summary[:60000], "text": text[:60000]}})
+            "name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion, "output": output})
 
     async def permission(self, repo: str, login: str) -> str:
         resp = await self.request(repo, "GET", f"/repos/{repo}/collaborators/{login}/permission")
@@ -189,6 +196,7 @@ class GitHubClient:
 
 
 WRITE = {"admin", "maintain", "write"}
+MAX_ANNOTATIONS = 50        # GitHub's limit per check-run request
 
 
 async def can_write(github: GitHubClient | None, repo: str, login: str) -> bool:

@@ -66,6 +66,13 @@ def lits(items, limit: int = 20, sep: str = ", ") -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def link(url: str, text: str) -> str:
+    """A Slack link to an http(s) URL from an API answer; anything else is shown inert, not linked."""
+    if not url.startswith(("https://", "http://")) or any(c in url for c in "<>| \n"):
+        return inert(text)
+    return f"<{url}|{inert(text).replace('|', '¦').replace('>', '›')}>"
+
+
 def section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
 

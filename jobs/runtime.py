@@ -133,6 +133,17 @@ class JobThread:
     async def claimed(self, mark: str) -> bool:
         return bool(await self.redis.hexists(*await self._mark(mark)))
 
+    async def set_mark(self, mark: str, value: str) -> None:
+        """A value kept beside the once-marks of this run (e.g. the URL an effect produced)."""
+        name, field = await self._mark(f"value:{mark}")
+        await self.redis.hset(name, field, value)
+        await self.redis.expire(name, self.ttl_days * 86400)
+
+    async def mark(self, mark: str) -> str:
+        name, field = await self._mark(f"value:{mark}")
+        raw = await self.redis.hget(name, field)
+        return raw.decode() if isinstance(raw, bytes) else (raw or "")
+
     async def unclaim(self, mark: str) -> None:
         """The effect certainly did not happen (its call failed with an answer): a later attempt may do it."""
         await self.redis.hdel(*await self._mark(mark))

@@ -13,6 +13,7 @@ import pygit2
 
 from core import llm as llm_mod
 from core import render
+from core.github import MAX_ANNOTATIONS
 from core.kinds import BadParams, Kind, Params
 from core.payload import number, obj, text
 from core.queue import JobRequest, latest_head_key, set_info
@@ -117,6 +118,30 @@ async def _second_looks(job, findings: list[Finding], repo, upstream_repo) -> li
     return [await _second_look(job, f, repo, upstream_repo) for f in findings[:5]]
 
 
+def annotations(findings: list[Finding], cfg: ProvConfig, repo, upstream_repo) -> list[dict]:
+    """One check-run annotation per matched span, on the PR's own lines, with the upstream commit, file and
+    lines beside it (and the upstream excerpt as raw details)."""
+    out = []
+    for f in findings:
+        for span in f.spans:
+            lines = span.get("lines") or []
+            if not span.get("file") or len(lines) != 2:
+                continue
+            up_lines = span.get("upstream_lines") or []
+            where = (f"{span.get('upstream_file')} L{up_lines[0]}–{up_lines[1]}" if span.get("upstream_file") and
+                     len(up_lines) == 2 else "the upstream commit")
+            upstream = f"{cfg.upstream_name or 'upstream'} {str(f.upstream_commit)[:12]}"
+            out.append({
+                "path": span["file"], "start_line": max(1, int(lines[0])), "end_line": max(1, int(lines[1])),
+                "annotation_level": "warning",
+                "title": f"Matches {upstream} ({f.signal}, score {f.score:.2f})",
+                "message": f"Lines {lines[0]}–{lines[1]} match {where} of {upstream}. A maintainer decides.",
+                "raw_details": _excerpt(upstream_repo, f.upstream_commit or "", span.get("upstream_file"),
+                                        up_lines or None, limit=40),
+            })
+    return out
+
+
 def _summary(cfg: ProvConfig, findings: list[Finding], stats: dict) -> str:
     if findings:
         return (f"{len(findings)} finding(s) suggest code derived from {cfg.upstream_name or 'the upstream'}'s "
@@ -131,17 +156,28 @@ async def _report(job, cfg: ProvConfig, pull, findings: list[Finding], stats: di
     await job.audit.write("provenance", "verdict", verdict, findings=[f.to_dict() for f in findings])
     lines = [finding_text(f, pull.repo, upstream_repo) for f in findings]
     summary = _summary(cfg, findings, stats)
+    run_url = ""
     if p.pr and await job.thread.claim("check-run"):       # a local range has no PR to put a check on
+        notes = annotations(findings, cfg, pull.repo, upstream_repo)
+        text = "\n\n".join(lines)
+        if len(notes) > MAX_ANNOTATIONS:
+            text = f"{len(notes) - MAX_ANNOTATIONS} more span(s) are listed here only.\n\n" + text
         try:
-            await job.services.github.check_run(p.repo, pull.head_sha, "neutral" if findings else "success",
-                                                f"provenance: {verdict}", summary, "\n\n".join(lines))
+            run = await job.services.github.check_run(p.repo, pull.head_sha, "neutral" if findings else "success",
+                                                      f"provenance: {verdict}", summary, text, annotations=notes)
+            run_url = str(run.get("html_url") or "")
+            await job.thread.set_mark("check-run-url", run_url)
         except Exception as exc:   # e.g. a plain token cannot create check runs; say so, keep the verdict
             await job.audit.write("provenance", "check-run-failed", str(exc))
             if not p.quiet or findings:
                 await job.say(f"Could not create the GitHub check run ({str(exc)[:200]}).", once="checkrun")
+    else:
+        run_url = await job.thread.mark("check-run-url")
     if findings:
+        where = (f" The spans are annotated on the PR's lines: {render.link(run_url, 'the provenance check run')}."
+                 if run_url else "")
         await job.say(f":warning: *Provenance: suspect* — {render.inert(p.label)} "
-                      f"({render.inert(pull.pr.get('title', ''))}). {summary}", once="verdict")
+                      f"({render.inert(pull.pr.get('title', ''))}). {summary}{where}", once="verdict")
         for i, text in enumerate(lines[:20]):
             await job.say(text, once=f"finding:{i}")
     return {"verdict": verdict}

@@ -190,7 +190,24 @@ class FakeGitHub(FakeServer):
                                   "content": base64.b64encode(text.encode()).decode()})
 
     async def create_check_run(self, request, body, repo):
-        run = dict(body, id=next(self._numbers), repo=repo)
+        """As strict as GitHub: at most 50 annotations a request, each with a path, lines, a level and a message
+        (422 otherwise)."""
+        annotations = (body.get("output") or {}).get("annotations") or []
+        if len(annotations) > 50:
+            return web.json_response({"message": "Only 50 annotations are allowed per request",
+                                      "documentation_url": "https://docs.github.com/rest/checks/runs"}, status=422)
+        for a in annotations:
+            ok = (isinstance(a.get("path"), str) and a["path"] and isinstance(a.get("start_line"), int)
+                  and isinstance(a.get("end_line"), int) and a["start_line"] <= a["end_line"]
+                  and a.get("annotation_level") in ("notice", "warning", "failure")
+                  and isinstance(a.get("message"), str) and a["message"]
+                  and len(str(a.get("title", ""))) <= 255)
+            if not ok:
+                return web.json_response({"message": "Invalid request.\n\nFor 'items', annotation is not valid.",
+                                          "documentation_url": "https://docs.github.com/rest/checks/runs"},
+                                         status=422)
+        number = next(self._numbers)
+        run = dict(body, id=number, repo=repo, html_url=f"https://github.com/{repo}/runs/{number}")
         self.check_runs.append(run)
         return web.json_response(run, status=201)
 

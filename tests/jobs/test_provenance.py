@@ -445,3 +445,32 @@ async def test_provenance_selftest_command_reports_in_the_thread(tmp_path, make_
     assert "*0/2* false alarms on recent genuine commits" in thread
     _, body = await bot.slash("/provenance", "selftest lots")
     assert "selftest takes at most one number" in body["text"]
+
+
+async def test_the_check_run_annotates_the_prs_lines_and_the_thread_links_it(tmp_path, make_bot, github, slack):
+    w = World(tmp_path / "w")
+    base, head = w.pr("feature", {"src/replication.c": rebrand(w.u1_code)}, "Replica cache")
+    open_pr(w, github, 8, head, "Add a replica cache")
+    bot = await make_bot(bot_config(w))
+    _, body = await bot.slash("/provenance", "PR#8")
+    info = await bot.final(body["text"].split("`")[1], timeout=60)
+    run = [r for r in github.check_runs if r["name"] == "provenance"][-1]
+    notes = run["output"]["annotations"]
+    assert notes and all(n["path"] == "src/replication.c" and n["annotation_level"] == "warning" for n in notes)
+    first = notes[0]
+    assert 1 <= first["start_line"] <= first["end_line"] and w.u1[:12] in first["title"]
+    assert "src/replication.c L" in first["message"] and "RM_" in first["raw_details"]     # the upstream excerpt
+    assert f"<{run['html_url']}|the provenance check run>" in bot.thread_of(info)
+
+
+async def test_annotations_beyond_githubs_fifty_are_listed_in_the_text():
+    from core.github import MAX_ANNOTATIONS
+    from jobs.provenance.job import annotations
+
+    spans = [{"file": f"src/f{i}.c", "lines": [1, 5], "upstream_file": "src/x.c", "upstream_lines": [2, 6]}
+             for i in range(70)]
+    f = provenance.Finding("c" * 40, "u" * 40, "winnowing", 0.9, [], spans)
+    cfg = provenance.ProvConfig(upstream="u", tainted=["x"], allowed=[], github="redis/redis")
+    notes = annotations([f], cfg, None, None)
+    assert len(notes) == 70 and MAX_ANNOTATIONS == 50
+    assert notes[0]["title"] == "Matches redis/redis uuuuuuuuuuuu (winnowing, score 0.90)"
