@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -366,7 +367,7 @@ def commit_tree(repo: pygit2.Repository, tree: str, parent: pygit2.Commit, origi
     return str(oid)
 
 
-def tree_with_files(repo: pygit2.Repository, base_tree: pygit2.Tree, files: dict[str, str | None]) -> str:
+def tree_with_files(repo: pygit2.Repository, base_tree: pygit2.Tree, files: Mapping[str, str | None]) -> str:
     """`base_tree` with some files replaced (None deletes), written as a new tree."""
     index = pygit2.Index()
     index.read_tree(base_tree)

@@ -118,7 +118,7 @@ async def _second_looks(job, findings: list[Finding], repo, upstream_repo) -> li
     return [await _second_look(job, f, repo, upstream_repo) for f in findings[:5]]
 
 
-def annotations(findings: list[Finding], cfg: ProvConfig, repo, upstream_repo) -> list[dict]:
+def span_annotations(findings: list[Finding], cfg: ProvConfig, repo, upstream_repo) -> list[dict]:
     """One check-run annotation per matched span, on the PR's own lines, with the upstream commit, file and
     lines beside it (and the upstream excerpt as raw details)."""
     out = []
@@ -158,7 +158,7 @@ async def _report(job, cfg: ProvConfig, pull, findings: list[Finding], stats: di
     summary = _summary(cfg, findings, stats)
     run_url = ""
     if p.pr and await job.thread.claim("check-run"):       # a local range has no PR to put a check on
-        notes = annotations(findings, cfg, pull.repo, upstream_repo)
+        notes = span_annotations(findings, cfg, pull.repo, upstream_repo)
         text = "\n\n".join(lines)
         if len(notes) > MAX_ANNOTATIONS:
             text = f"{len(notes) - MAX_ANNOTATIONS} more span(s) are listed here only.\n\n" + text

@@ -465,12 +465,12 @@ async def test_the_check_run_annotates_the_prs_lines_and_the_thread_links_it(tmp
 
 async def test_annotations_beyond_githubs_fifty_are_listed_in_the_text():
     from core.github import MAX_ANNOTATIONS
-    from jobs.provenance.job import annotations
+    from jobs.provenance.job import span_annotations
 
     spans = [{"file": f"src/f{i}.c", "lines": [1, 5], "upstream_file": "src/x.c", "upstream_lines": [2, 6]}
              for i in range(70)]
     f = provenance.Finding("c" * 40, "u" * 40, "winnowing", 0.9, [], spans)
     cfg = provenance.ProvConfig(upstream="u", tainted=["x"], allowed=[], github="redis/redis")
-    notes = annotations([f], cfg, None, None)
+    notes = span_annotations([f], cfg, None, None)
     assert len(notes) == 70 and MAX_ANNOTATIONS == 50
     assert notes[0]["title"] == "Matches redis/redis uuuuuuuuuuuu (winnowing, score 0.90)"
