@@ -146,11 +146,27 @@ def patch_id(files: dict[str, list[list[str]]]) -> str:
     return h.hexdigest()
 
 
+COMMENT_LINE = re.compile(r"^\s*(\*|/\*|//|#\s*(?!include|define|if|ifdef|ifndef|else|elif|endif|undef|pragma))")
+
+
+def code_lines(hunk: list[str]) -> str:
+    """A hunk's added lines that can be code: a line of a block comment cut off from its opening (` * Copyright
+    …`), or a comment line, is not (a hunk does not always carry the `/*` that began it)."""
+    return "\n".join(line[1:] for line in hunk if line.startswith("+") and not COMMENT_LINE.match(line[1:]))
+
+
+def code_patch_id(files: dict[str, list[list[str]]], mapping: dict[str, str], min_tokens: int = 12) -> str:
+    """`patch_id`, or '' when the change adds less than `min_tokens` of code (comments, licence headers and
+    blank lines are no evidence of where code came from)."""
+    code = sum(len(tokens(code_lines(h), mapping)) for hunks in files.values() for h in hunks)
+    return patch_id(files) if code >= min_tokens else ""
+
+
 def hunk_hashes(hunks: list[list[str]], mapping: dict[str, str], min_tokens: int = 12) -> set[str]:
-    """Hashes of each hunk's added code, normalised; tiny hunks are not evidence."""
+    """Hashes of each hunk's added code, normalised; tiny hunks, and comments, are not evidence."""
     out = set()
     for hunk in hunks:
-        code = "\n".join(line[1:] for line in hunk if line.startswith("+"))
+        code = code_lines(hunk)
         toks = tokens(code, mapping)
         if len(toks) >= min_tokens:
             out.add(hashlib.sha1(" ".join(toks).encode()).hexdigest()[:20])

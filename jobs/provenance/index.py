@@ -43,7 +43,7 @@ class Index:
         pipe.hset(self.k["commits"], sha, json.dumps(meta))
         pipe.hsetnx(self.k["patchid"], pid, sha)
         for f in files:
-            if f.added.lines:
+            if f.added.lines and f.patch_id:
                 pipe.hsetnx(self.k["filepatch"], f.patch_id, f"{sha}|{f.path}")
             for h in f.hunks:
                 pipe.hsetnx(self.k["hunk"], h, f"{sha}|{f.path}")

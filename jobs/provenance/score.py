@@ -199,13 +199,14 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
         markers = fp.licence_markers(f.added.text)
         if markers:
             out.append(Finding(sha, None, "licence-text", 0.8, [f.path], detail="added text: " + ", ".join(markers)))
-    usha = await index.r.hget(index.k["patchid"], pid)
-    if usha and await forbidden(_s(usha)) and not _owned(own, files, await _meta(index, _s(usha))):
+    usha = await index.r.hget(index.k["patchid"], pid) if pid else None
+    if usha and await forbidden(_s(usha)) and not _owned(own, files, await _meta(index, _s(usha))) \
+            and await _shares_code(index, _s(usha), files, own, await _meta(index, _s(usha))):
         out.append(Finding(sha, _s(usha), "patch-id", 1.0, [f.path for f in files]))
         return out
     per_upstream: dict[str, dict] = defaultdict(lambda: {"signals": set(), "files": set(), "exact": {}, "abstract": {}})
     for f in files:
-        hit = await index.r.hget(index.k["filepatch"], f.patch_id) if f.added.lines else None
+        hit = await index.r.hget(index.k["filepatch"], f.patch_id) if f.added.lines and f.patch_id else None
         if hit:
             u, _, _path = _s(hit).partition("|")
             per_upstream[u]["signals"].add("file-patch-id")
@@ -236,7 +237,9 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
         abstract = {h: v for h, v in hits["abstract"].items() if not (h in own and own[h] < meta["date"])}
         owned = _owned(own, [f for f in files if f.path in hits["files"]], meta)
         signal, score = "", 0.0
-        if hits["signals"] and not owned:
+        # A hunk or file whose diff equals the upstream's counts only with code of its own in the index: code
+        # the allowed (BSD) corpus has, or our history had first, is in neither `exact` nor `abstract`.
+        if hits["signals"] and not owned and (exact or abstract):
             signal, score = ("file-patch-id" if "file-patch-id" in hits["signals"] else "hunk"), 0.95
         contain = len(exact) / counts[0] if counts[0] else 0
         cover = len(exact) / len(exact_all) if exact_all else 0
@@ -254,6 +257,18 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
         out.append(Finding(sha, usha, signal, min(score, 1.0), names, spans,
                            detail=f"{len(matched)} fingerprint(s) shared; upstream: {meta['subject']}"))
     return out
+
+
+async def _shares_code(index: Index, usha: str, files: list[FileSignals], own: dict, meta: dict | None) -> bool:
+    """Whether the change shares at least one fingerprint with upstream commit `usha` that neither the allowed
+    corpus nor our own earlier history explains: a whole-diff match on code everybody has is no evidence."""
+    prints_ = [h for f in files for h in f.prints.exact]
+    for start in range(0, len(prints_), 500):
+        batch = prints_[start:start + 500]
+        for h, v in zip(batch, await index.r.hmget(index.k["fp"], [str(x) for x in batch])):
+            if v and usha in _s(v).split(",") and not (meta and h in own and own[h] < meta["date"]):
+                return True
+    return False
 
 
 def _s(value) -> str:

@@ -119,8 +119,8 @@ def commit_signals(repo: pygit2.Repository, commit: pygit2.Commit, cfg: ProvConf
         added, hunks = fp.parse_patch(path, text[text.find("@@"):] if "@@" in text else "")
         all_hunks[path] = hunks
         files.append(FileSignals(path, added, fp.prints(added, cfg.normalize), fp.hunk_hashes(hunks, cfg.normalize),
-                                 fp.patch_id({path: hunks})))
-    return fp.patch_id(all_hunks), files
+                                 fp.code_patch_id({path: hunks}, cfg.normalize)))
+    return fp.code_patch_id(all_hunks, cfg.normalize), files
 
 
 def tree_prints(repo: pygit2.Repository, tree: pygit2.Tree, cfg: ProvConfig, prefix: str = "") -> tuple[set, set]:

@@ -474,3 +474,41 @@ async def test_annotations_beyond_githubs_fifty_are_listed_in_the_text():
     notes = span_annotations([f], cfg, None, None)
     assert len(notes) == 70 and MAX_ANNOTATIONS == 50
     assert notes[0]["title"] == "Matches redis/redis uuuuuuuuuuuu (winnowing, score 0.90)"
+
+
+async def test_a_copy_spread_over_a_three_commit_series(world):
+    lines = world.u3_code.splitlines(keepends=True)
+    thirds = [lines[: len(lines) // 3], lines[len(lines) // 3: 2 * len(lines) // 3], lines[2 * len(lines) // 3:]]
+    steps = [({"src/scan.c": "".join(sum(thirds[:k], []))}, f"Part {k}") for k in (1, 2)]
+    base, head = world.pr("s1", {"src/scan.c": "".join(sum(thirds, []))}, "Part 3", steps=steps)
+    found = await verdict(world, base, head)
+    assert any(f.upstream_commit == world.u3 for f in found)
+
+
+async def test_a_combined_disguise_rebranded_partial_and_squashed(world):
+    lines = rebrand(world.u3_code).splitlines()
+    part = "\n".join(lines[5:50]) + "\n"             # about half, rebranded
+    base, head = world.pr("s2", {"src/mixed2.c": own_style("combinedOwn", 25) + part,
+                                 "src/other2.c": own_style("otherWork", 40)}, "Refactor scanning")
+    found = await verdict(world, base, head)
+    assert any(f.upstream_commit == world.u3 for f in found)
+
+
+async def test_a_licence_header_change_like_upstreams_is_clean(world):
+    """Both sides change the same files' headers (our licence and copyright lines): comments are no evidence,
+    even when the diff is equal to the upstream licence change's."""
+    new_header = ("/*\n * Copyright (c) 2024-present, Valkey contributors.\n * All rights reserved.\n"
+                  " * Licensed under the BSD 3-Clause licence, see COPYING for details.\n */\n")
+    world.up.commit("unstable", {"src/db.c": new_header + bsd_style("lookupKeyGeneric")}, "Relicense headers")
+    await provenance.build_index(world.cfg, world.redis, world.data, say=lambda m: None)
+    base, head = world.pr("h1", {"src/db.c": new_header + bsd_style("lookupKeyGeneric")}, "Update headers")
+    found = await verdict(world, base, head)
+    assert [f for f in found if f.signal != "not-checked"] == []
+
+
+async def test_a_large_refactor_of_bsd_era_code_is_clean(world):
+    """Moving and reformatting code both sides inherited (the allowed corpus) matches nothing forbidden."""
+    files = {f"src/split{i}.c": reformat(bsd_style(name)) for i, name in
+             enumerate(("processCommand", "lookupKeyGeneric", "vendoredThing", "expireIfNeeded"))}
+    base, head = world.pr("h2", files, "Split server.c into smaller files")
+    assert [f for f in await verdict(world, base, head) if f.signal != "not-checked"] == []
