@@ -78,7 +78,6 @@ def make_copy(down, up, usha: str, tip, variant: str) -> list[str]:
             if git.file_at(down, tip, p) is None:          # a new file: the copy puts it elsewhere
                 stem, dot, ext = p.rpartition(".")
                 renamed[f"{stem}_impl{dot}{ext}" if dot else p + "_impl"] = t
-                renamed[p] = None
             else:
                 renamed[p] = t
         files = renamed
