@@ -338,8 +338,12 @@ async def pr_opened(services, repo: str, pr: dict) -> bool:
 async def pr_opened_job(job) -> None:
     """The `pr-opened` job the webhook queues: a quiet job with no parent message of its own."""
     p: PrOpenedParams = job.params
-    told = await pr_opened(job.services, p.repo, {"number": p.number, "title": p.title, "body": p.body,
-                                                  "html_url": p.html_url, "user": {"login": p.login}})
+
+    async def tell() -> bool:
+        return await pr_opened(job.services, p.repo, {"number": p.number, "title": p.title, "body": p.body,
+                                                      "html_url": p.html_url, "user": {"login": p.login}})
+
+    told = await job.stage("tell", tell)       # one stage; its reply is once-marked in the hand-out thread
     await set_info(job.redis, job.key, status="done", detail="told the hand-out thread" if told else "not a hold")
 
 

@@ -28,6 +28,12 @@ def request_for(repo: str, number: int, body: str, mark: str):
 
 
 async def run(job) -> None:
+    """One stage, `reply`: the comment, made once per mark ever (a redelivered event's job finds it made)."""
+    await job.stage("reply", lambda: _reply(job))
+    await set_info(job.redis, job.key, job.config.queue.audit_ttl_days, status="done", detail="replied on GitHub")
+
+
+async def _reply(job) -> dict:
     p: ReplyParams = job.params
     once = f"bot:gh-reply:{p.repo}#{p.pr}:{p.mark}"         # once ever, not once per run
     if job.services.github is not None and await job.redis.set(once, job.key, nx=True, ex=ONCE_TTL_S):
@@ -36,7 +42,7 @@ async def run(job) -> None:
         except Exception:
             await job.redis.delete(once)
             raise
-    await set_info(job.redis, job.key, job.config.queue.audit_ttl_days, status="done", detail="replied on GitHub")
+    return {}
 
 
 KIND = Kind("gh-reply", "ghr", ReplyParams, run, about="a comment on a GitHub PR, decided by a webhook trigger")
