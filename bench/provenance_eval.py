@@ -168,9 +168,12 @@ async def main(args) -> int:
     if not (redis_path.exists() and valkey_path.exists()):
         print(f"provenance-eval: needs clones of redis and valkey ({redis_path}, {valkey_path}); skipped")
         return 0
-    tmp = Path(tempfile.mkdtemp(prefix="prov-eval-"))
+    tmp = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="prov-eval-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     # Only the branches the evaluation reads (a snapshot may lack objects of refs nobody needs).
     for name, src, refs in (("redis.git", redis_path, ("unstable", "7.2")), ("valkey.git", valkey_path, ("unstable",))):
+        if (tmp / name).exists():          # --workdir from an earlier run: its indexes are kept too
+            continue
         subprocess.run(["git", "init", "-q", "--bare", str(tmp / name)], check=True)
         subprocess.run(["git", "-C", str(tmp / name), "fetch", "-q", str(src),
                         *[f"+refs/heads/{r}:refs/heads/{r}" for r in refs]], check=True)
@@ -208,7 +211,7 @@ async def main(args) -> int:
                     continue
                 head = git.commit_at(down, made[-1])
                 found = await check(cfg, redis, down, tip, head, tmp / "data", created_at=None, branches=["unstable"])
-                caught = any(f.upstream_commit == usha or f.signal == "licence-text" for f in found)
+                caught = any(f.upstream_commit or f.signal == "licence-text" for f in found)   # any forbidden source
                 results[variant].append(caught)
                 cases["copies"].append({"upstream": usha, "variant": variant, "caught": caught, "subject": subject,
                                         "signals": sorted({f.signal for f in found})})
@@ -271,4 +274,5 @@ if __name__ == "__main__":
     ap.add_argument("--copies", type=int, default=40)
     ap.add_argument("--negatives", type=int, default=0, help="regular negatives sampled (0: all)")
     ap.add_argument("--quick", action="store_true", help="four disguises only")
+    ap.add_argument("--workdir", default="", help="keep clones and indexes here between runs")
     raise SystemExit(asyncio.run(main(ap.parse_args())))

@@ -20,9 +20,12 @@ from jobs.provenance.signals import (
     CHERRY,
     CONTAIN_ABSTRACT,
     CONTAIN_EXACT,
+    CONTAIN_SMALL,
     COVER_EXACT,
+    COVER_SMALL,
     MIN_MATCHES,
     PREFIX,
+    SMALL_MATCHES,
     FileSignals,
     ProvConfig,
     ProvenanceError,
@@ -51,6 +54,7 @@ class Finding:
         return out
 
 
+SWEEPING_PRINTS = 5000       # a change this large (in fingerprints) is a sweeping one
 LOCK_S = 900                 # the longest one refresh of our own history may hold its lock
 
 OWN_MIN = """
@@ -239,15 +243,21 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
         signal, score = "", 0.0
         # A hunk or file whose diff equals the upstream's counts only with code of its own in the index: code
         # the allowed (BSD) corpus has, or our history had first, is in neither `exact` nor `abstract`.
-        if hits["signals"] and not owned and (exact or abstract):
+        # In a sweeping change (a formatter run over the tree, say) an identical small hunk is a coincidence
+        # unless enough fingerprints back it.
+        sweeping = len(exact_all) > SWEEPING_PRINTS
+        if hits["signals"] and not owned and (exact or abstract) and (not sweeping or len(exact) >= MIN_MATCHES):
             signal, score = ("file-patch-id" if "file-patch-id" in hits["signals"] else "hunk"), 0.95
         contain = len(exact) / counts[0] if counts[0] else 0
         cover = len(exact) / len(exact_all) if exact_all else 0
-        if len(exact) >= MIN_MATCHES and (contain >= CONTAIN_EXACT or cover >= COVER_EXACT):
+        if (len(exact) >= MIN_MATCHES and (contain >= CONTAIN_EXACT or cover >= COVER_EXACT)) or \
+                (len(exact) >= SMALL_MATCHES and cover >= COVER_SMALL and contain >= CONTAIN_SMALL):
             if max(contain, cover) > score or not signal:
                 signal, score = "winnowing", max(contain, cover)
         a_contain = len(abstract) / counts[1] if counts[1] else 0
-        if not signal and len(abstract) >= MIN_MATCHES and a_contain >= CONTAIN_ABSTRACT:
+        a_cover = len(abstract) / len(abstract_all) if abstract_all else 0
+        if not signal and ((len(abstract) >= MIN_MATCHES and a_contain >= CONTAIN_ABSTRACT) or
+                           (len(abstract) >= SMALL_MATCHES and a_cover >= COVER_SMALL and a_contain >= CONTAIN_SMALL)):
             signal, score = "winnowing-renamed", a_contain
         if not signal:
             continue

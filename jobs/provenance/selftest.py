@@ -92,20 +92,26 @@ def _reformat(line: str) -> str:
 
 
 def _partial(old: str, new: str) -> str:
-    """Every other hunk of the change kept, the rest left as it was: a partial copy."""
+    """A partial copy: the change's biggest hunks, about half of the lines it adds, the rest left as it was
+    (a copier takes the substance, not the odd comment); a change of one hunk keeps its first half."""
     a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
     ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
-    changes = sum(tag != "equal" for tag, *_ in ops)
+    changes = [k for k, (tag, *_) in enumerate(ops) if tag != "equal"]
+    added = {k: ops[k][4] - ops[k][3] for k in changes}
+    keep: set[int] = set()
+    total = sum(added.values())
+    for k in sorted(changes, key=lambda k: -added[k]):
+        if sum(added[x] for x in keep) * 2 >= total:
+            break
+        keep.add(k)
     out: list[str] = []
-    keep = True
-    for tag, i1, i2, j1, j2 in ops:
+    for k, (tag, i1, i2, j1, j2) in enumerate(ops):
         if tag == "equal":
             out.extend(a[i1:i2])
-        elif changes == 1:                     # one hunk (a new file, say): its first half
+        elif len(changes) == 1:
             out.extend(b[j1:j1 + max(1, (j2 - j1) // 2)])
         else:
-            out.extend(b[j1:j2] if keep else a[i1:i2])
-            keep = not keep
+            out.extend(b[j1:j2] if k in keep else a[i1:i2])
     return "".join(out)
 
 
@@ -188,7 +194,9 @@ async def run_selftest(cfg: ProvConfig, redis, repo: pygit2.Repository, branch: 
                 continue
             found = await check(cfg, redis, repo, tip, git.commit_at(repo, sha), data_dir, created_at=None,
                                 branches=[branch])
-            hits = [f for f in found if f.upstream_commit == usha or f.signal == "licence-text"]
+            # Caught: flagged as derived from the forbidden history (the evidence may name another forbidden
+            # commit carrying the same code).
+            hits = [f for f in found if f.upstream_commit or f.signal == "licence-text"]
             cases.append(Case("copy", variant, usha, meta.get("subject", "")[:120], bool(hits),
                               sorted({f.signal for f in hits})))
             if progress:

@@ -27,6 +27,11 @@ end
 return 1
 """
 CONTAIN_ABSTRACT = 0.6       # renamed identifiers: a stricter bar
+# A small change (a partial copy of a small commit) is judged on fewer fingerprints, but only when most of the
+# change's own code comes from the one upstream commit and a good part of that commit's code is in it.
+SMALL_MATCHES = 5
+COVER_SMALL = 0.5
+CONTAIN_SMALL = 0.3
 CHERRY = re.compile(r"cherry[- ]picked from commit ([0-9a-f]{7,40})", re.I)
 
 

@@ -512,3 +512,23 @@ async def test_a_large_refactor_of_bsd_era_code_is_clean(world):
              enumerate(("processCommand", "lookupKeyGeneric", "vendoredThing", "expireIfNeeded"))}
     base, head = world.pr("h2", files, "Split server.c into smaller files")
     assert [f for f in await verdict(world, base, head) if f.signal != "not-checked"] == []
+
+
+async def test_in_a_sweeping_change_a_lone_identical_hunk_is_not_enough_but_a_copied_function_is(world):
+    """A formatter run over the whole tree can make a small hunk equal to one of upstream's by chance; it
+    takes real fingerprint evidence to flag a change that size. A copied function in it is still caught."""
+    small = ("    if (c->flags & CLIENT_DENY_BLOCKING && server.lazy_expire_disabled) return 0;\n"
+             "    long long deadline_ms = commandTimeSnapshot() + server.busy_reply_threshold;\n")
+    server_c = bsd_style("processCommand")
+    cut = server_c.index("    o = lookupKeyRead")
+    world.up.commit("unstable", {"src/server.c": server_c[:cut] + small + server_c[cut:]}, "Tighten (#13100)")
+    await provenance.build_index(world.cfg, world.redis, world.data, say=lambda m: None)
+    big = {f"src/fmt{i}.c": own_style(f"formatted{i}", 900) for i in range(4)}
+    base, head = world.pr("sw0", {"src/server.c": server_c[:cut] + small + server_c[cut:]}, "Same small hunk")
+    alone = await verdict(world, base, head)
+    assert alone and alone[0].signal in ("patch-id", "hunk"), alone                   # alone, it is evidence
+    base, head = world.pr("sw1", {**big, "src/server.c": server_c[:cut] + small + server_c[cut:]},
+                          "Run the formatter")
+    assert [f for f in await verdict(world, base, head) if f.signal not in ("not-checked",)] == []
+    base, head = world.pr("sw2", {**big, "src/module.c": world.u3_code}, "Run the formatter (and copy)")
+    assert any(f.upstream_commit == world.u3 for f in await verdict(world, base, head))
