@@ -202,6 +202,21 @@ class ProvenanceConfig:
 
 
 @dataclass(frozen=True)
+class BackportConfig:
+    """`[backport]`: the identity of the commits the bot makes, and whether they carry a DCO sign-off."""
+
+    signoff: bool = setting(False, doc="add `Signed-off-by:` for the bot's identity (the author's lines are kept)")
+    name: str = setting("maintainer-bot", doc="committer name")
+    email: str = setting("maintainer-bot@users.noreply.github.com", doc="committer email")
+
+    def problems(self):
+        if not self.name.strip() or any(c in self.name for c in "<>\n"):
+            yield "name", "expected a plain name"
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", self.email):
+            yield "email", f"expected an email address, got {self.email!r}"
+
+
+@dataclass(frozen=True)
 class SummarizeConfig:
     """`[summarize]`: the budget of one model call, and areas for repos whose layout says little."""
 
@@ -280,6 +295,7 @@ class Config:
     quotas: QuotaConfig = QuotaConfig()
     provenance: ProvenanceConfig | None = None
     summarize: SummarizeConfig = SummarizeConfig()
+    backport: BackportConfig = BackportConfig()
     firstissue: FirstIssueConfig = FirstIssueConfig()
     env: Env = Env()
     path: Path | None = None
@@ -372,6 +388,7 @@ def load(environ: dict[str, str] | None = None, *, allow_demo: bool = False) -> 
 TABLES: dict[str, type] = {
     "slack": SlackConfig, "llm": LLMConfig, "queue": QueueConfig, "sandbox": SandboxConfig, "quotas": QuotaConfig,
     "adversarial": AdversarialConfig, "provenance": ProvenanceConfig, "summarize": SummarizeConfig,
+    "backport": BackportConfig,
     "firstissue": FirstIssueConfig,
 }
 OPTIONAL = {"adversarial", "provenance"}      # absent: the feature is off

@@ -223,7 +223,8 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
         else:
             tree = result.tree
         assert tree is not None
-        new = git.commit_tree(repo, tree, head, original)
+        bp = job.config.backport
+        new = git.commit_tree(repo, tree, head, original, (bp.name, bp.email), signoff=bp.signoff)
         commits.append(new)
         head = git.commit_at(repo, new)
     if settled:

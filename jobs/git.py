@@ -359,10 +359,30 @@ def _keep_branch_whitespace(repo, index, onto, path: str) -> None:
         index.add(pygit2.IndexEntry(path, blob, entry.mode))
 
 
-def commit_tree(repo: pygit2.Repository, tree: str, parent: pygit2.Commit, original: pygit2.Commit) -> str:
-    """A commit of `tree` on `parent` keeping the original author and message, plus the cherry-pick line."""
-    committer = pygit2.Signature(*BOT_SIGNATURE)
+def add_signoff(message: str, name: str, email: str) -> str:
+    """`Signed-off-by: name <email>` added to the message's trailer block (a new block when it has none);
+    every line already there, the author's own sign-off included, is kept; nothing is added twice."""
+    line = f"Signed-off-by: {name} <{email}>"
+    body = message.rstrip("\n")
+    if line in body.splitlines():
+        return body + "\n"
+    paragraphs = body.split("\n\n")
+    last = paragraphs[-1].splitlines()
+    if len(paragraphs) > 1 and last and all(TRAILER.match(x) or x.startswith((" ", "\t")) for x in last):
+        paragraphs[-1] = paragraphs[-1] + "\n" + line
+    else:
+        paragraphs.append(line)
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def commit_tree(repo: pygit2.Repository, tree: str, parent: pygit2.Commit, original: pygit2.Commit,
+                identity: tuple[str, str] = BOT_SIGNATURE, signoff: bool = False) -> str:
+    """A commit of `tree` on `parent` keeping the original author and message, plus the cherry-pick line (and,
+    with `signoff`, the committer's `Signed-off-by:`, as a DCO check asks)."""
+    committer = pygit2.Signature(*identity)
     message = add_cherry_line(original.message, str(original.id))
+    if signoff:
+        message = add_signoff(message, *identity)
     oid = repo.create_commit(None, original.author, committer, message, pygit2.Oid(hex=tree), [parent.id])
     return str(oid)
 

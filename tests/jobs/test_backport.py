@@ -439,3 +439,19 @@ async def test_a_commit_not_on_the_default_branch_is_refused(make_bot, base_repo
     bot2 = await make_bot(data)
     key, info = await backport(bot2, f"1.0 {head}")
     assert info["status"] == "done", bot2.thread_of(info)     # a configured protected branch is a source
+
+
+async def test_commits_carry_a_dco_sign_off_when_the_repo_asks(make_bot, base_repo, github):
+    """`[backport] signoff = true`: the bot's own `Signed-off-by:` after the cherry-pick line, the author's kept."""
+    fix = base_repo.commit("main", {"src/a.c": numbered(40).replace("line 5\n", "line five\n")},
+                           "Fix five\n\nSigned-off-by: Ada Author <ada@example.org>")
+    data = config_dict(base_repo)
+    data["backport"] = {"signoff": True, "name": "Release Bot", "email": "release-bot@example.org"}
+    bot = await make_bot(data)
+    key, info = await backport(bot, f"1.0 {fix}")
+    assert info["status"] == "done"
+    commit = base_repo.repo[base_repo.tip(f"backport/{fix[:10]}-to-release/1.0")]
+    assert commit.message.endswith(f"(cherry picked from commit {fix})\n\nSigned-off-by: Ada Author <ada@example.org>\n"
+                                   "Signed-off-by: Release Bot <release-bot@example.org>\n"), commit.message
+    assert commit.committer.email == "release-bot@example.org"
+    assert commit.author.email == base_repo.repo[fix].author.email          # the author stays the author

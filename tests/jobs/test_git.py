@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pygit2
+import pytest
 
 from jobs import git
 from tests.gitrepo import RepoBuilder
@@ -93,3 +94,14 @@ def test_the_token_goes_only_to_the_configured_host():
     assert isinstance(cb.credentials("https://github.com/acme/other.git", None, plain), pygit2.UserPass)
     assert git.Callbacks("ghp_tokentokentoken", "/srv/git/widget.git").credentials(
         "https://github.com/acme/widget.git", None, plain) is None
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("Fix it", "Fix it\n\nSigned-off-by: Bot <bot@x.org>\n"),
+    ("Fix it\n\nBody.\n\nSigned-off-by: Ada <ada@x.org>",
+     "Fix it\n\nBody.\n\nSigned-off-by: Ada <ada@x.org>\nSigned-off-by: Bot <bot@x.org>\n"),
+    ("Fix it\n\n(cherry picked from commit abc)", "Fix it\n\n(cherry picked from commit abc)\nSigned-off-by: Bot <bot@x.org>\n"),
+    ("Fix it\n\nSigned-off-by: Bot <bot@x.org>\n", "Fix it\n\nSigned-off-by: Bot <bot@x.org>\n"),       # not twice
+])
+def test_a_sign_off_joins_the_trailers_and_keeps_the_authors(message, expected):
+    assert git.add_signoff(message, "Bot", "bot@x.org") == expected
