@@ -125,6 +125,17 @@ def _only_added(old: str, new: str, fn) -> str:
     return "".join(out)
 
 
+CODE = re.compile(r"\.(c|h|cc|cpp|hpp|tcl|py|lua|sh|rb|js|go|rs)$")
+
+
+def changes_code(repo, sha: str) -> bool:
+    commit = git.commit_at(repo, sha)
+    if len(commit.parents) != 1:
+        return False
+    stats = [(d.new_file.path, d) for d in repo.diff(commit.parents[0], commit).deltas]
+    return any(CODE.search(path) for path, _ in stats)
+
+
 # ------------------------------------------------------------------------------------------------ negatives
 
 def negative_kind(repo, commit, redis_prs_before: int) -> str:
@@ -197,7 +208,11 @@ async def main(args) -> int:
         tip = git.branch_tip(down, "unstable")
         index = Index(redis)
         counts = {k.decode(): json.loads(v) for k, v in (await redis.hgetall(index.k["counts"])).items()}
-        candidates = [s for s, (exact, _) in counts.items() if exact >= 12]
+        # The population: forbidden commits that change code (CI workflows, docs and JSON command tables aside),
+        # with enough of it to recognise (12 fingerprints).
+        candidates = [s for s, (exact, _) in counts.items() if exact >= 12 and changes_code(up, s)]
+        print(f"sampled from {len(candidates)} of {len(counts)} forbidden commits (the others change no code, or "
+              f"too little to recognise)")
         sample = seeded(candidates, args.copies, "copies")
         variants = VARIANTS[:4] if args.quick else VARIANTS
         results: dict[str, list] = defaultdict(list)

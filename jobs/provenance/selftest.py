@@ -135,7 +135,7 @@ def disguise(variant: str, old: str, new: str, normalize: dict[str, str]) -> str
 def copy_commit(repo: pygit2.Repository, upstream: pygit2.Repository, usha: str, tip: pygit2.Commit,
                 variant: str, normalize: dict[str, str]) -> str | None:
     """The upstream commit re-applied on top of `tip` (a three-way merge in memory; where it conflicts, the
-    upstream's version of the file), disguised; the new commit's id, or None when nothing would change."""
+    upstream's side of each conflict), disguised; the new commit's id, or None when nothing would change."""
     ucommit = git.commit_at(upstream, usha)
     if len(ucommit.parents) != 1:
         return None
@@ -160,13 +160,34 @@ def copy_commit(repo: pygit2.Repository, upstream: pygit2.Repository, usha: str,
 
 
 def _merge3(repo: pygit2.Repository, path: str, base: str, ours: str, theirs: str) -> str:
-    """git's three-way file merge; where both sides changed the same lines, theirs whole (a blunt copy)."""
+    """git's three-way file merge; where both sides changed the same lines, the upstream's side."""
     def entry(text: str) -> pygit2.IndexEntry:
         return pygit2.IndexEntry(path, repo.create_blob(text.encode()), pygit2.enums.FileMode.BLOB)
 
     merged = repo.merge_file_from_index(entry(base), entry(ours), entry(theirs))
     text = merged.contents if hasattr(merged, "contents") else str(merged)
-    return theirs if re.search(r"^(<{7}|>{7}) ", text, re.M) else text
+    return _take_theirs(text)
+
+
+def _take_theirs(text: str) -> str:
+    """Each conflict region resolved to the upstream's side (`git merge -X theirs`): the copier applies the
+    upstream hunks over our lines, the rest of our file stays ours."""
+    out: list[str] = []
+    state = "outside"
+    for line in text.splitlines(keepends=True):
+        if state == "outside" and line.startswith("<<<<<<< "):
+            state = "ours"
+        elif state == "ours" and (line.startswith("=======") and line.rstrip("\n") == "======="):
+            state = "theirs"
+        elif state == "ours" and line.startswith("||||||| "):
+            state = "base"
+        elif state == "base" and line.rstrip("\n") == "=======":
+            state = "theirs"
+        elif state == "theirs" and line.startswith(">>>>>>> "):
+            state = "outside"
+        elif state in ("outside", "theirs"):
+            out.append(line)
+    return "".join(out)
 
 
 # ------------------------------------------------------------------------------------------------ the run
