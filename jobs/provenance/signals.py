@@ -26,7 +26,7 @@ for i = 3, #ARGV do
 end
 return 1
 """
-CONTAIN_ABSTRACT = 0.6       # renamed identifiers: a stricter bar
+CONTAIN_ABSTRACT = 0.5       # renamed identifiers
 # A small change (a partial copy of a small commit) is judged on fewer fingerprints, but only when most of the
 # change's own code comes from the one upstream commit and a good part of that commit's code is in it.
 SMALL_MATCHES = 5
