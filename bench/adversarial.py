@@ -14,7 +14,8 @@ from pathlib import Path
 
 from common import ROOT
 
-from jobs import adversarial, attack, sandbox  # noqa: E402
+from core import sandbox  # noqa: E402
+from jobs import adversarial, attack  # noqa: E402
 
 SERVER = ROOT / "tests" / "targets" / "kvserver.py"
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from jobs import sandbox  # noqa: E402
+from core import sandbox  # noqa: E402
 
 
 async def bare(runs: int) -> list[float]:

@@ -20,9 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anthropic
-import jsonschema
-
 SKIPPED = "no ANTHROPIC_API_KEY is set, so the LLM step was skipped"
 Audit = Callable[..., Awaitable[Any]]           # audit(kind, text, **data)
 
@@ -31,6 +28,8 @@ def make_client(env):
     """An AsyncAnthropic client, or None without a key."""
     if not env.anthropic_api_key:
         return None
+    import anthropic  # only with a key: the SDK costs the web process ~50 MB it never needs otherwise
+
     kwargs = {"api_key": env.anthropic_api_key, "max_retries": 3, "timeout": 120.0}
     if env.anthropic_base_url:
         kwargs["base_url"] = env.anthropic_base_url
@@ -90,28 +89,30 @@ class ModelError(Exception):
         return self.kind in self.RETRYABLE
 
 
-_KINDS: tuple[tuple[type[BaseException], str], ...] = (
-    (anthropic.APITimeoutError, "timeout"),              # before APIConnectionError, its base
-    (anthropic.APIConnectionError, "connection"),
-    (anthropic.RateLimitError, "rate-limit"),
-    (anthropic.AuthenticationError, "auth"),
-    (anthropic.PermissionDeniedError, "auth"),
-    (anthropic.RequestTooLargeError, "too-large"),
-    (anthropic.BadRequestError, "bad-request"),
-    (anthropic.NotFoundError, "bad-request"),
-    (anthropic.UnprocessableEntityError, "bad-request"),
-    (anthropic.OverloadedError, "overloaded"),
-    (anthropic.InternalServerError, "server"),
-)
-
-
 def classify(exc: BaseException) -> ModelError | None:
     """The SDK's exception as a ModelError; None for anything that is not the SDK's (a bug of ours)."""
     if isinstance(exc, ModelError):
         return exc
+    if not type(exc).__module__.startswith("anthropic"):
+        return None                  # not the SDK's (and the SDK need not even be loaded to say so)
+    import anthropic
+
     if not isinstance(exc, anthropic.AnthropicError):
         return None
-    kind = next((k for cls, k in _KINDS if isinstance(exc, cls)), None)
+    kinds = (
+        (anthropic.APITimeoutError, "timeout"),              # before APIConnectionError, its base
+        (anthropic.APIConnectionError, "connection"),
+        (anthropic.RateLimitError, "rate-limit"),
+        (anthropic.AuthenticationError, "auth"),
+        (anthropic.PermissionDeniedError, "auth"),
+        (anthropic.RequestTooLargeError, "too-large"),
+        (anthropic.BadRequestError, "bad-request"),
+        (anthropic.NotFoundError, "bad-request"),
+        (anthropic.UnprocessableEntityError, "bad-request"),
+        (anthropic.OverloadedError, "overloaded"),
+        (anthropic.InternalServerError, "server"),
+    )
+    kind = next((k for cls, k in kinds if isinstance(exc, cls)), None)
     if kind is None:
         status = getattr(exc, "status_code", None)
         kind = "server" if isinstance(status, int) and status >= 500 else "refused"
@@ -131,6 +132,8 @@ def parse_json(raw: str) -> Any:
 
 def schema_problem(data: Any, schema: dict) -> str:
     """'' when `data` fits `schema` (JSON Schema), else one line naming where it does not."""
+    import jsonschema  # loaded with the first model answer, not by every process
+
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is None:
         return ""
