@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,8 @@ class Finding:
         return out
 
 
+POOLED_MATCHES = 16          # fingerprints from the forbidden set as a whole…
+POOLED_COVER = 0.4           # …making up this share of the change's code
 SWEEPING_PRINTS = 5000       # a change this large (in fingerprints) is a sweeping one
 LOCK_S = 900                 # the longest one refresh of our own history may hold its lock
 
@@ -231,10 +233,14 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
             for printed, u in zip(batch, values):
                 for one in _s(u).split(",") if u else []:
                     per_upstream[one][kind][printed] = prints_[printed]
+    pooled: dict[int, str] = {}            # fingerprint -> a forbidden commit it comes from (own-first aside)
     for usha, hits in per_upstream.items():
         meta = await forbidden(usha)
         if meta is None:
             continue
+        for h in hits["exact"]:
+            if not (h in own and own[h] < meta["date"]):
+                pooled.setdefault(h, usha)
         counts = json.loads(_s(await index.r.hget(index.k["counts"], usha)) or "[0, 0]")
         # Evidence our own repository had before the upstream commit is not evidence.
         exact = {h: v for h, v in hits["exact"].items() if not (h in own and own[h] < meta["date"])}
@@ -266,6 +272,19 @@ async def _check_commit(cfg, index: Index, repo, upstream_repo, commit, history:
         names = sorted({v[0].path for v in matched.values()} | (hits["files"] if signal in ("hunk", "file-patch-id") else set()))
         out.append(Finding(sha, usha, signal, min(score, 1.0), names, spans,
                            detail=f"{len(matched)} fingerprint(s) shared; upstream: {meta['subject']}"))
+    # Code copied from several forbidden commits at once (a copy of code that grew over a series upstream):
+    # no one commit passes its bar, but together most of the change is forbidden code.
+    pooled_cover = len(pooled) / len(exact_all) if exact_all else 0
+    if not any(f.upstream_commit for f in out) and len(pooled) >= POOLED_MATCHES and pooled_cover >= POOLED_COVER:
+        top = Counter(pooled.values()).most_common(1)[0][0]
+        meta = await _meta(index, top)
+        matched = {h: exact_all[h] for h, u in pooled.items() if u == top}
+        out.append(Finding(sha, top, "winnowing-forbidden-set", min(pooled_cover, 1.0),
+                           sorted({exact_all[h][0].path for h in pooled}),
+                           _spans(upstream_repo, top, matched, False, cfg),
+                           detail=f"{len(pooled)} of the change's {len(exact_all)} fingerprints come from "
+                                  f"{len(set(pooled.values()))} forbidden commits; the most from: "
+                                  f"{(meta or {}).get('subject', top)}"))
     return out
 
 

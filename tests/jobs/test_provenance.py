@@ -532,3 +532,33 @@ async def test_in_a_sweeping_change_a_lone_identical_hunk_is_not_enough_but_a_co
     assert [f for f in await verdict(world, base, head) if f.signal not in ("not-checked",)] == []
     base, head = world.pr("sw2", {**big, "src/module.c": world.u3_code}, "Run the formatter (and copy)")
     assert any(f.upstream_commit == world.u3 for f in await verdict(world, base, head))
+
+
+async def test_a_copy_gathered_from_several_forbidden_commits_is_caught_as_a_whole(world):
+    """Slices of five forbidden commits, none enough on its own (each a fifth of the change, a third of its
+    commit), together all of the change: the forbidden set as a whole is the evidence."""
+    import random
+
+    def varied(name: str, seed: int, n: int = 60) -> list[str]:
+        rng = random.Random(seed)
+        ops = ["+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "&&", "||"]
+        words = ["dict", "entry", "listpack", "quicklist", "stream", "slot", "expire", "field", "reply", "ctx"]
+        lines = []
+        for i in range(n):       # every line its own shape (operators), so no two commits look alike abstracted
+            o = [rng.choice(ops) for _ in range(4)]
+            lines.append(f"    {rng.choice(words)}{i} = {name}{rng.choice(words).title()}({rng.choice(words)} {o[0]} "
+                         f"{rng.randint(2, 999)}) {o[1]} {rng.choice(words)} {o[2]} ({rng.choice(words)} {o[3]} "
+                         f"{rng.randint(2, 999)});")
+        return lines
+
+    names = [f"seriesPart{i}" for i in range(5)]
+    for i, name in enumerate(names):
+        world.up.commit("unstable", {f"src/{name}.c": "\n".join(varied(name, i)) + "\n"}, f"Add {name} (#1310{i})")
+    await provenance.build_index(world.cfg, world.redis, world.data, say=lambda m: None)
+    slices = "".join("\n".join(varied(n, i)[20:41]) + "\n" for i, n in enumerate(names))
+    base, head = world.pr("pool", {"src/gathered.c": slices}, "Gather helpers")
+    found = await verdict(world, base, head)
+    assert [f.signal for f in found] == ["winnowing-forbidden-set"], found
+    assert "come from 5 forbidden commits" in found[0].detail
+    base, head = world.pr("pool2", {"src/own.c": own_style("gatheredOwn", 60)}, "Our own helpers")
+    assert await verdict(world, base, head) == []
