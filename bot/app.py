@@ -158,7 +158,7 @@ async def serve(services: Services, client, port: int, socket_mode: bool, ready:
         handler = AsyncSocketModeHandler(bolt, services.config.env.slack_app_token)
         await handler.connect_async()
     log.info("listening on port %s (%s)", port, "socket mode" if socket_mode else "HTTP mode")
-    checking = asyncio.create_task(check_channels(services, client))  # noqa: F841  (runs beside serving)
+    checking = asyncio.create_task(check_channels(services, client))     # runs beside serving
     # Everything loaded so far lives as long as the process: keep it out of the collector's full passes, which
     # otherwise walk every module and class now and then in the middle of a request.
     gc.collect()
@@ -168,6 +168,7 @@ async def serve(services: Services, client, port: int, socket_mode: bool, ready:
     try:
         await asyncio.Event().wait()
     finally:
+        checking.cancel()
         if handler:
             await handler.close_async()
         await runner.cleanup()

@@ -78,3 +78,12 @@ def test_a_backtick_cannot_close_a_code_span():
     shown = render.lit("src/a`<!channel>`.c")
     assert shown.count("`") == 2 and "<!channel>" not in shown
     assert render.inert(render.inert("a & <b>")) == render.inert("a & <b>")     # escaping twice changes nothing
+
+
+def test_a_link_from_an_api_answer_is_linked_only_when_it_is_a_plain_http_url():
+    from core import render
+
+    assert render.link("https://github.com/a/b/runs/7", "the check run") == "<https://github.com/a/b/runs/7|the check run>"
+    for url in ("javascript:alert(1)", "https://x|<!channel>", "https://x> <!here", "https://a b", ""):
+        out = render.link(url, "the <!channel> run")
+        assert "<!" not in out and "<http" not in out, out
