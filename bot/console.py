@@ -85,6 +85,7 @@ class ConsoleChat:
 CONSOLE_ONLY = {
     "retry": ("/retry <job>", jobctl.retry),
     "dismiss": ("/dismiss <job>", jobctl.dismiss),
+    "draft": ("/draft <job>", jobctl.draft),
 }
 
 
@@ -107,6 +108,10 @@ async def handle_line(services: Services, chat: ConsoleChat, line: str) -> list[
         if name == "job":
             await chat.ephemeral("console", CONSOLE_USER, await jobctl.describe(services, key))
             return []
+        if name == "draft":
+            answer, started = await jobctl.draft_job(services, key, CONSOLE_USER)
+            await chat.ephemeral("console", CONSOLE_USER, answer)
+            return [started] if started else []
         await chat.ephemeral("console", CONSOLE_USER, await CONSOLE_ONLY[name][1](services, key, CONSOLE_USER))
         return [key]
     inv = Invocation(command=name, text=text, user=CONSOLE_USER, channel="console", dest="console",
@@ -117,8 +122,8 @@ async def handle_line(services: Services, chat: ConsoleChat, line: str) -> list[
         await chat.ephemeral("console", CONSOLE_USER, await commands.finish_later(outcome))
     if name == "help":
         await chat.ephemeral("console", CONSOLE_USER,
-                             "Console only: /job <id> shows a job and its audit log; /retry <id> and /dismiss <id> "
-                             "do what the buttons do in Slack.")
+                             "Console only: /job <id> shows a job and its audit log; /retry <id>, /dismiss <id> and "
+                             "/draft <id> (a backport's conflict as a draft PR) do what the buttons do in Slack.")
     await commands.start_threads(services, chat, outcome)
     return [s.key for s in outcome.created]
 

@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 MAX_AGE_S = 3 * 86400          # a delivery whose event is older than this is ignored
 SEEN_TTL_S = MAX_AGE_S + 86400  # the seen-mark outlives the window: every replay meets one or the other
 TRIGGERS = {
-    "pull_request": (provenance.on_pull_request, firstissue.on_pull_request, backport_triggers.on_pull_request),
+    "pull_request": (provenance.on_pull_request, firstissue.on_pull_request, backport_triggers.on_pull_request,
+                     backport_triggers.on_backport_pr),
     "issue_comment": (backport_triggers.on_comment,),
+    "push": (backport_triggers.on_push,),
 }
 
 

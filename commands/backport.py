@@ -1,4 +1,5 @@
 """`/backport <release>[,<release>...] <ref> [<ref>...]`: one backport job per release, newest release first.
+`/backport status [<release>]`: what each release still needs. `/backport sweep [<release>]`: the sweep, now.
 
 A ref is a commit SHA (7-40 hex) or a merged PR (PR#1234, #1234, owner/repo#1234, its URL). Whether the
 release, the commits and the PR exist is the job's first stage; here we only check the shape."""
@@ -14,8 +15,9 @@ from commands.base import (
     parse_releases,
     shown,
 )
+from core.names import branch_problem
 from core.queue import JobRequest
-from jobs import backport
+from jobs import backport, backport_sweep
 from jobs.backport import BackportParams
 
 MAX_REFS = 20
@@ -29,7 +31,29 @@ def release_order(name: str) -> tuple:
     return (1, name)
 
 
+def _release_arg(inv: Invocation, args: list[str], what: str) -> str:
+    if len(args) > 2:
+        raise Usage(f"`/backport {what}` takes at most one release")
+    release = args[1] if len(args) == 2 else ""
+    if release and branch_problem(release):
+        raise Usage(f"{shown(release)} is not a release name ({branch_problem(release)})")
+    if not release and not inv.config.default_repo.releases:
+        raise Usage("no releases are configured; name one")
+    return release
+
+
 async def run(inv: Invocation, args: list[str]) -> list[JobRequest]:
+    if args and args[0].lower() == "status":
+        release = _release_arg(inv, args, "status")
+        name = inv.config.default_repo.github
+        return [JobRequest(kind=backport_sweep.STATUS, params=backport_sweep.StatusParams(repo=name, release=release),
+                           summary=f"backport status of {name}" + (f" → {release}" if release else ""),
+                           requester=inv.user, channel=inv.channel, dest=inv.dest)]
+    if args and args[0].lower() == "sweep":
+        release = _release_arg(inv, args, "sweep")
+        return [backport_sweep.sweep_request(inv.services, inv.config.default_repo, at="by hand",
+                                             release=release, requester=inv.user, channel=inv.channel,
+                                             dest=inv.dest)]
     if len(args) < 2:
         raise Usage("give a release and at least one commit or PR")
     releases = sorted(parse_releases(args[0]), key=release_order)
@@ -54,10 +78,11 @@ async def run(inv: Invocation, args: list[str]) -> list[JobRequest]:
 
 COMMAND = Command(
     name="backport",
-    usage="/backport <release>[,<release>...] <ref> [<ref>...]",
+    usage="/backport <release>[,<release>...] <ref> [<ref>...] · /backport status [<release>] · "
+          "/backport sweep [<release>]",
     summary="cherry-pick commits or a merged PR onto release branches, test, and open a backport PR",
     maintainers_only=True,
     run=run,
     kind=backport.KIND,
-    examples=("/backport 9.1 abc1234", "/backport 9.1,8.1 PR#1234"),
+    examples=("/backport 9.1 abc1234", "/backport 9.1,8.1 PR#1234", "/backport status 8.1"),
 )

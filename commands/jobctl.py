@@ -1,16 +1,21 @@
-"""The Retry and Dismiss buttons on an escalation (and `/retry`, `/dismiss`, `/job` in the console).
+"""The buttons on an escalation (and `/retry`, `/dismiss`, `/draft`, `/job` in the console).
 
-Retry runs the job again in the same thread, starting from the first stage not yet done; Dismiss closes it.
-Either takes effect once, however often the button is clicked, and only for maintainers."""
+Retry runs the job again in the same thread, starting from the first stage not yet done; Dismiss closes it;
+"Open as draft PR with conflicts" (a backport's conflict) starts the same backport as a draft PR holding the
+markers. Each takes effect once, however often the button is clicked, and only for maintainers."""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import replace
 
 from commands.base import in_background
 from core import render
 from core.audit import Audit
-from core.queue import job_info, requeue, set_info
+from core.kinds import BadParams
+from core.queue import JobRequest, QueueUnavailable, job_info, requeue, set_info, submit
+from jobs import backport
 from jobs.runtime import JobThread
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,43 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
     return f"Dismissed job `{key}`."
 
 
+async def draft_job(services, key: str, user: str, run: str | None = None) -> tuple[str, str]:
+    """A backport that escalated on a conflict, started again as a draft PR with the markers committed (its own
+    job and thread; the escalation's thread says so). Returns the answer and the new job's key ('' if none)."""
+    if not await services.auth.is_maintainer(user):
+        return "Sorry, only maintainers can open a draft backport PR.", ""
+    info = await job_info(services.redis, key)
+    if not info or info.get("kind") != backport.KIND.name:
+        return f"No backport job `{key}` is known.", ""
+    if stale := _stale(key, info, run):
+        return stale, ""
+    try:
+        params = backport.BackportParams.load(json.loads(info.get("params") or "{}"))
+    except (BadParams, ValueError) as exc:
+        return f"Job `{key}` can't be repeated as a draft: {exc}", ""
+    if not await services.redis.set(f"bot:job:{key}:drafted:{info.get('run', '1')}", user, nx=True,
+                                    ex=services.config.queue.ttl_s):
+        return f"A draft PR was already asked for from job `{key}`.", ""
+    p = replace(params, draft=True)
+    req = JobRequest(kind=backport.KIND, params=p, requester=user, channel=info.get("channel", ""),
+                     dest=info.get("dest", "slack"),
+                     summary=f"draft backport {' '.join(p.refs)} → {p.release} ({p.repo}) with its conflicts")
+    q = services.config.queue
+    try:
+        sub = await submit(services.queue, services.redis, req, timeout_s=q.job_timeout_s, heartbeat_s=q.heartbeat_s,
+                           retries=q.retries, ttl_days=q.audit_ttl_days)
+    except QueueUnavailable:
+        await services.redis.delete(f"bot:job:{key}:drafted:{info.get('run', '1')}")
+        return "The job queue is unavailable right now; try again in a minute.", ""
+    thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
+    await thread.reply(f":construction: <@{user}> chose a draft PR with the conflicts: job `{sub.key}`.")
+    return f"Opening a draft PR with the conflicts as job `{sub.key}`.", sub.key
+
+
+async def draft(services, key: str, user: str, run: str | None = None) -> str:
+    return (await draft_job(services, key, user, run))[0]
+
+
 async def describe(services, key: str) -> str:
     """A job's status and the tail of its audit log (console `/job <id>`)."""
     info = await job_info(services.redis, key)
@@ -94,6 +136,11 @@ def register(app, services) -> None:
         await ack()
         in_background(_button(services, chat, body, dismiss))
 
+    @app.action(backport.DRAFT_ACTION)
+    async def on_draft(ack, body):
+        await ack()
+        in_background(_button(services, chat, body, draft))
+
 
 async def _button(services, chat, body, action) -> None:
     key, _, run = str(body["actions"][0].get("value", "")).partition(":")
@@ -101,7 +148,7 @@ async def _button(services, chat, body, action) -> None:
     channel = body.get("channel", {}).get("id", "")
     text = await action(services, key, user, run or None)
     message = body.get("message") or {}
-    if text.startswith(("Retrying", "Dismissed job")) and message.get("ts"):
+    if text.startswith(("Retrying", "Dismissed job", "Opening a draft")) and message.get("ts"):
         # Take the buttons off the escalation so the thread shows what was decided.
         blocks = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
         blocks.append(render.section(f"_{text.rstrip('.')} — <@{user}>_"))

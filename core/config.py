@@ -83,6 +83,7 @@ class RepoConfig:
     test_timeout_s: int = setting(1800, minimum=1)
     adversarial: AdversarialConfig | None = None
     sandbox: SandboxConfig | None = None
+    backport: BackportConfig | None = None
     protected_branches: tuple[str, ...] = setting((), doc="besides default_branch, where backports may come from")
 
     def problems(self):
@@ -203,8 +204,21 @@ class ProvenanceConfig:
 
 @dataclass(frozen=True)
 class BackportConfig:
-    """`[backport]`: the identity of the commits the bot makes, and whether they carry a DCO sign-off."""
+    """`[backport]` (or `[repos.backport]`): what each release wants (labels, a Projects v2 board), the sweep
+    that backports it, how the source PR is marked done, and the identity of the commits the bot makes."""
 
+    labels: tuple[str, ...] = setting(("backport {release}", "backport-{release}", "backport:{release}",
+                                       "backport/{release}"),
+                                      doc="merged PRs carrying one of these labels are wanted for {release}")
+    project: str = setting("", doc='a Projects (v2) board: "orgs/<org>/projects/<n>" or "users/<login>/projects/<n>"')
+    project_column: str = setting("To be backported", doc="the board's status value that means wanted")
+    project_done_column: str = setting("Done", doc="where the item moves once the commit is on the branch")
+    project_status_field: str = setting("Status", doc="the single-select field holding the column")
+    project_release_field: str = setting("Release", doc="the field naming the item's release")
+    sweep: str = setting("", doc="cron (UTC, five fields) of the automatic sweep; empty: no sweep")
+    mode: str = setting("per-pr", choices=("per-pr", "rolling"), doc="one PR per source PR, or one per branch")
+    sweep_max: int = setting(10, minimum=1, doc="picks per release in one sweep run")
+    done_label: str = setting("backported-to-{release}", doc="set on the source PR once its commit is on the branch")
     signoff: bool = setting(False, doc="add `Signed-off-by:` for the bot's identity (the author's lines are kept)")
     name: str = setting("maintainer-bot", doc="committer name")
     email: str = setting("maintainer-bot@users.noreply.github.com", doc="committer email")
@@ -214,6 +228,25 @@ class BackportConfig:
             yield "name", "expected a plain name"
         if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", self.email):
             yield "email", f"expected an email address, got {self.email!r}"
+        for label in self.labels:
+            if label.count("{release}") != 1 or len(label) > 100 or "\n" in label:
+                yield "labels", f"each label names {{release}} once, e.g. \"backport {{release}}\"; got {label!r}"
+        if self.done_label and (len(self.done_label) > 100 or self.done_label.count("{release}") > 1):
+            yield "done_label", f"expected a label such as \"backported-to-{{release}}\", got {self.done_label!r}"
+        if self.project and not PROJECT.fullmatch(self.project):
+            yield "project", f'expected "orgs/<org>/projects/<n>" or "users/<login>/projects/<n>", got {self.project!r}'
+        if self.sweep:
+            from croniter import croniter
+
+            if len(self.sweep.split()) != 5 or not croniter.is_valid(self.sweep):
+                yield "sweep", f"expected a five-field cron line (UTC) such as \"0 9 * * *\", got {self.sweep!r}"
+
+    def label_for(self, release: str) -> str:
+        """The done label for a release ('' when none is configured)."""
+        return self.done_label.replace("{release}", release)
+
+
+PROJECT = re.compile(r"(orgs|users)/[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/projects/[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -307,6 +340,9 @@ class Config:
 
     def sandbox_for(self, repo: RepoConfig) -> SandboxConfig:
         return repo.sandbox or self.sandbox
+
+    def backport_for(self, repo: RepoConfig) -> BackportConfig:
+        return repo.backport or self.backport
 
     def repo(self, github: str | None) -> RepoConfig | None:
         """The configured repo named owner/name (case-insensitive), or the default one for None."""
@@ -416,7 +452,7 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
         if not isinstance(raw.get("github"), str):
             raise fail(f"{key}.github", f"expected \"owner/name\", got {raw.get('github')!r}")
         nested = {name: build(TABLES[name], raw[name], f"{key}.{name}", fail)
-                  for name in ("adversarial", "sandbox") if name in raw}
+                  for name in ("adversarial", "sandbox", "backport") if name in raw}
         repo = build(RepoConfig, {k: v for k, v in raw.items() if k not in nested}, key, fail)
         if not repo.clone_url:
             web = "https://github.com" if "api.github.com" in env.github_api_url else env.github_api_url.split("/api/")[0]
@@ -428,7 +464,11 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
         repos.append(repo)
     tables = {name: build(cls, data.get(name, {}), name, fail) for name, cls in TABLES.items()
               if name in data or name not in OPTIONAL}
-    return Config(tuple(repos), env=env, path=path, **tables)
+    config = Config(tuple(repos), env=env, path=path, **tables)
+    for i, repo in enumerate(config.repos):
+        if config.backport_for(repo).sweep and not config.slack.notify_channel:
+            raise fail(f"repos[{i}].backport.sweep", "a sweep posts its summary in [slack] notify_channel; set it")
+    return config
 
 
 def build(cls: type, raw: Any, key: str, fail):

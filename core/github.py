@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
-from githubkit.exception import GitHubException, RequestFailed
+from githubkit.exception import GitHubException, GraphQLFailed, RequestFailed
 
 from core.audit import scrub
 
@@ -85,6 +85,23 @@ class GitHubClient:
             return None
         return resp.json()
 
+    async def graphql(self, repo: str, query: str, variables: dict[str, Any] | None = None) -> dict:
+        """A GraphQL call on behalf of `repo` (GitHub Enterprise's /api/graphql is found by githubkit). GitHub
+        answers errors with 200 and an `errors` list: those raise GitHubError with GitHub's first message."""
+        gh = await self._client_for(repo)
+        if self.meter is not None:
+            await self.meter()
+        try:
+            return await gh.async_graphql(query, variables)
+        except GraphQLFailed as exc:
+            errors = exc.response.errors or []
+            first = errors[0].message if errors else "unknown error"
+            raise GitHubError(f"GitHub GraphQL: {first}"[:300], 200) from exc
+        except RequestFailed as exc:
+            raise GitHubError(f"GitHub GraphQL: {exc.response.status_code}", exc.response.status_code) from exc
+        except GitHubException as exc:
+            raise GitHubError(f"GitHub GraphQL: {exc.__class__.__name__}: {exc}") from exc
+
     async def request(self, repo: str, method: str, path: str, **kwargs) -> Any:
         """A REST call on behalf of `repo` (owner/name), which picks the App installation when App auth is used."""
         return await self._raw(await self._client_for(repo), method, path, **kwargs)
@@ -118,9 +135,33 @@ class GitHubClient:
         return await self.request(repo, "GET", f"/repos/{repo}/pulls",
                                   params={"state": "open", "head": f"{owner}:{head_branch}", "base": base})
 
-    async def create_pull(self, repo: str, title: str, body: str, head: str, base: str) -> dict:
-        return await self.request(repo, "POST", f"/repos/{repo}/pulls",
-                                  json={"title": title, "body": body, "head": head, "base": base})
+    async def create_pull(self, repo: str, title: str, body: str, head: str, base: str, draft: bool = False) -> dict:
+        payload: dict[str, Any] = {"title": title, "body": body, "head": head, "base": base}
+        if draft:
+            payload["draft"] = True
+        return await self.request(repo, "POST", f"/repos/{repo}/pulls", json=payload)
+
+    async def update_pull(self, repo: str, number: int, **fields: Any) -> dict:
+        """PATCH a PR (title, body, state, base)."""
+        return await self.request(repo, "PATCH", f"/repos/{repo}/pulls/{number}", json=fields)
+
+    async def remove_label(self, repo: str, number: int, label: str) -> None:
+        """Take a label off an issue or PR; one it does not carry is no error."""
+        from urllib.parse import quote
+
+        try:
+            await self.request(repo, "DELETE", f"/repos/{repo}/issues/{number}/labels/{quote(label, safe='')}")
+        except GitHubError as exc:
+            if exc.status != 404:
+                raise
+
+    async def commit_status(self, repo: str, sha: str, state: str, context: str, description: str,
+                            target_url: str = "") -> dict:
+        """A commit status (error, failure, pending, success) on `sha`."""
+        payload = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            payload["target_url"] = target_url
+        return await self.request(repo, "POST", f"/repos/{repo}/statuses/{sha}", json=payload)
 
     async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
         await self.request(repo, "POST", f"/repos/{repo}/issues/{number}/labels", json={"labels": labels})

@@ -106,6 +106,7 @@ class Escalation:
     log_tail: str = ""
     hints: list[str] = field(default_factory=list)
     diff: str = ""              # a model's edits against the mechanical merge, when it tried
+    actions: list[tuple[str, str]] = field(default_factory=list)   # more buttons: (action_id, label)
 
 
 def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...], run: str = "1") -> tuple[str, list]:
@@ -133,6 +134,8 @@ def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...
              "style": "primary", "value": f"{job_key}:{run}"},     # a button acts on its own run only
             {"type": "button", "action_id": "job_dismiss", "text": {"type": "plain_text", "text": "Dismiss"},
              "value": f"{job_key}:{run}"},
+            *({"type": "button", "action_id": action, "text": {"type": "plain_text", "text": label[:75]},
+               "value": f"{job_key}:{run}"} for action, label in esc.actions),
         ],
     })
     return text, blocks[:BLOCKS_MAX]

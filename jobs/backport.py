@@ -20,6 +20,7 @@ from core import render, sandbox
 from core.github import GitHubError
 from core.kinds import BadParams, Kind, Params
 from core.names import branch_problem
+from jobs import backport_track as track
 from jobs import git, resolve
 from jobs.runtime import JobFailed, JobRun, NeedsPerson
 
@@ -33,6 +34,7 @@ class BackportParams(Params):
     repo: str
     release: str
     refs: tuple[str, ...]
+    draft: bool = False          # a conflict becomes a draft PR with the markers committed (a maintainer chose it)
 
     def check(self) -> None:
         if not self.refs:
@@ -47,6 +49,38 @@ def branch_name(source: str, branch: str) -> str:
 
 
 async def run(job: JobRun) -> None:
+    """The pipeline, with what happened recorded per (PR, release) for `/backport status` and the sweep."""
+    p: BackportParams = job.params
+    prs = [int(r[1:]) for r in p.refs if r.startswith("#")]
+    await _track(job, prs, track.IN_FLIGHT)
+    try:
+        await _run(job)
+    except NeedsPerson as exc:
+        await _track(job, prs, track.NEEDS_PERSON, reason=f"{exc.escalation.stage}: {exc.escalation.reason}"[:300])
+        raise
+    except JobFailed as exc:
+        await _track(job, prs, track.NEEDS_PERSON, reason=str(exc)[:300])
+        raise
+
+
+async def _track(job: JobRun, prs: list[int], state: str, *, link: str | None = None, **fields) -> None:
+    """Record the state of each PR of this job for its release; the thread is the link unless one is given."""
+    if not prs:
+        return
+    if link is None:
+        info = await job.thread.info()
+        link = ""
+        if info.get("thread_ts"):
+            try:
+                link = await job.thread.chat.permalink(info["channel"], info["thread_ts"])
+            except Exception as exc:         # a link is a convenience; the record is what matters
+                log.warning("no permalink for %s: %s", job.key, exc)
+    for n in prs:
+        await track.record(job.redis, job.params.repo, job.params.release, n, state, job=job.key, link=link,
+                           **{"reason": "", **fields})
+
+
+async def _run(job: JobRun) -> None:
     p: BackportParams = job.params
     repo_cfg = job.config.repo(p.repo)
     if repo_cfg is None:
@@ -60,14 +94,26 @@ async def run(job: JobRun) -> None:
     repo = mirror.repo()
     picked = await job.stage("pick", lambda: _pick(job, repo, plan, repo_cfg), detail="cherry-picking")
     if picked["empty"]:
+        await _track(job, plan["prs"], track.SKIPPED, reason=f"already applied: picking it changes nothing on {branch}")
         await job.done(f":information_source: Already applied on {render.lit(branch)}: cherry-picking "
                        f"{_refs_text(plan)} changes nothing there. No branch or PR was made.",
                        detail=f"already applied on {branch}")
         return
-    tested = await job.stage("test", lambda: _test(job, repo, plan, picked, repo_cfg), detail="running tests")
+    if picked.get("conflicts"):
+        tested = {"ran": False, "summary": "not run: the draft holds conflict markers"}
+    else:
+        tested = await job.stage("test", lambda: _test(job, repo, plan, picked, repo_cfg), detail="running tests")
     published = await job.stage("publish", lambda: _publish(job, mirror, plan, picked, tested, repo_cfg),
                                 detail="pushing and opening the PR")
     await job.stage("report", lambda: _report(job, plan, published), detail="reporting")
+    if picked.get("conflicts"):
+        await _track(job, plan["prs"], track.NEEDS_PERSON, link=published.get("pr_url") or None,
+                     reason=f"draft PR with conflicts in {len(picked['conflicts'])} file(s)")
+        await job.done(f":construction: Draft PR with conflicts: {published.get('pr_url') or published['branch']}. "
+                       f"Markers remain in {render.lits(picked['conflicts'], 20)}; its `backport/conflicts` status "
+                       "fails until they are gone.", detail="draft PR with conflicts")
+        return
+    await _track(job, plan["prs"], track.PR_OPEN, link=published.get("pr_url") or "")
     where = published.get("pr_url") or f"branch `{published['branch']}`"
     review = ""
     if published.get("pr_url") and picked.get("model_lines"):
@@ -101,10 +147,12 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
     for ref in job.params.refs:
         if ref.startswith("#"):
             number = int(ref[1:])
-            pr_picks, pr_title = await _pr_commits(job, repo, repo_cfg.github, number)
+            pr_picks, facts = await pr_commits(job, repo, repo_cfg.github, number)
+            await track.record(job.redis, repo_cfg.github, job.params.release, number, track.IN_FLIGHT, job=job.key,
+                               **facts)
             picks.extend(pr_picks)
             prs.append(number)
-            title = title or pr_title
+            title = title or facts["title"]
         else:
             try:
                 commit = git.resolve_commit(repo, ref)
@@ -145,7 +193,9 @@ def _subject(commit: pygit2.Commit) -> str:
     return (commit.message or "").strip().splitlines()[0][:200] if commit.message.strip() else str(commit.id)[:10]
 
 
-async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number: int) -> tuple[list[dict], str]:
+async def pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number: int) -> tuple[list[dict], dict]:
+    """A merged PR's commits to pick, in order (its merge commit, its rebased chain, or its squash), and its
+    facts: title, url, merge_sha, merged_at."""
     gh = job.services.github
     if gh is None:
         raise JobFailed(f"#{number} is a PR, and resolving PRs needs GitHub credentials (GITHUB_TOKEN); "
@@ -155,7 +205,7 @@ async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number:
         if not pr.get("merged") and not pr.get("merged_at"):
             raise JobFailed(f"PR #{number} is not merged; only merged PRs can be backported")
         merge_sha = pr.get("merge_commit_sha")
-        pr_commits = await gh.pull_commits(github, number)
+        listed = await gh.pull_commits(github, number)
     except GitHubError as exc:
         if exc.status == 404:
             raise JobFailed(f"PR #{number} does not exist in {github}")
@@ -165,10 +215,12 @@ async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number:
     except git.GitError:
         raise JobFailed(f"PR #{number} was merged as {merge_sha}, which is not in the mirror yet; try again shortly")
     title = pr.get("title") or _subject(merged)
+    facts = {"title": str(title)[:300], "url": str(pr.get("html_url", "")), "merge_sha": str(merged.id),
+             "merged_at": str(pr.get("merged_at") or "")}
     if len(merged.parents) > 1:  # a merge commit: pick it against its first parent
-        return [{"sha": str(merged.id), "mainline": 1, "subject": _subject(merged)}], title
-    n = len(pr_commits)
-    if n > 1 and pr_commits and (pr_commits[-1].get("commit", {}).get("message", "").strip()
+        return [{"sha": str(merged.id), "mainline": 1, "subject": _subject(merged)}], facts
+    n = len(listed)
+    if n > 1 and listed and (listed[-1].get("commit", {}).get("message", "").strip()
                                  == merged.message.strip()):
         # Rebase-merged: the PR's n commits are the last n first-parent commits ending at the merge SHA.
         chain, c = [], merged
@@ -177,13 +229,14 @@ async def _pr_commits(job: JobRun, repo: pygit2.Repository, github: str, number:
             if not c.parents:
                 break
             c = c.parents[0]
-        return [{"sha": str(x.id), "mainline": 0, "subject": _subject(x)} for x in reversed(chain)], title
-    return [{"sha": str(merged.id), "mainline": 0, "subject": _subject(merged)}], title  # squash-merged
+        return [{"sha": str(x.id), "mainline": 0, "subject": _subject(x)} for x in reversed(chain)], facts
+    return [{"sha": str(merged.id), "mainline": 0, "subject": _subject(merged)}], facts  # squash-merged
 
 
 async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> dict:
     head = git.commit_at(repo, plan["tip"])
     commits, empty_picks, settled, llm_files = [], [], [], []
+    conflicted: list[str] = []
     not_applicable: list[dict] = []
     model_lines: list[dict] = []
     diffs: list[str] = []
@@ -191,8 +244,15 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
     for p in plan["picks"]:
         original = git.commit_at(repo, p["sha"])
         result = await asyncio.to_thread(git.pick, repo, original, head, p["mainline"] or 1)
+        tree: str | None
         settled.extend(result.whitespace_settled)
-        if result.conflicts:
+        if result.conflicts and job.params.draft:
+            files = [c.path for c in result.conflicts]
+            tree = await asyncio.to_thread(git.tree_with_markers, repo, original, head, p["mainline"] or 1)
+            conflicted.extend(files)
+            await job.say(f":construction: Conflicts picking `{p['sha'][:10]}` in {render.lits(files, 40)}: "
+                          "committed with the markers, for a draft PR.", once=f"draft:{p['sha']}")
+        elif result.conflicts:
             files = [c.path for c in result.conflicts]
             await job.audit.write("pick", "conflict", f"{p['sha'][:10]}: " + ", ".join(files))
             if job.services.llm is None:
@@ -223,7 +283,7 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
         else:
             tree = result.tree
         assert tree is not None
-        bp = job.config.backport
+        bp = job.config.backport_for(repo_cfg)
         new = git.commit_tree(repo, tree, head, original, (bp.name, bp.email), signoff=bp.signoff)
         commits.append(new)
         head = git.commit_at(repo, new)
@@ -240,7 +300,7 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
     return {"head": str(head.id), "commits": commits, "empty": not commits, "settled": sorted(set(settled)),
             "not_applicable": not_applicable, "model_lines": model_lines[:200],
             "model_diff": "\n".join(diffs)[:resolve.DIFF_SHOWN], "usage": usage,
-            "llm_files": sorted(set(llm_files))}
+            "llm_files": sorted(set(llm_files)), "conflicts": sorted(set(conflicted))}
 
 
 def _escalation(job: JobRun, repo, plan: dict, original, head, stage: str, reason: str,
@@ -252,8 +312,14 @@ def _escalation(job: JobRun, repo, plan: dict, original, head, stage: str, reaso
             listed = ", ".join(f"`{sha}` {render.inert(subject)[:80]}" for sha, subject in deps)
             hints.append(f"These earlier commits touch the same files and are not on {render.lit(plan['branch'])}; "
                          f"the backport may depend on them: {listed}")
+    # A conflict a person should finish can become a draft PR holding the markers (never a ready one).
+    actions = [(DRAFT_ACTION, "Open as draft PR with conflicts")] if files and stage in CONFLICT_STAGES else []
     return render.Escalation(stage=stage, reason=reason, files=files, commands=manual_commands(plan),
-                             log_tail=log_tail, hints=hints)
+                             log_tail=log_tail, hints=hints, actions=actions)
+
+
+DRAFT_ACTION = "backport_draft"
+CONFLICT_STAGES = ("pick", "resolve conflicts")
 
 
 def manual_commands(plan: dict) -> list[str]:
@@ -342,14 +408,24 @@ async def _publish(job: JobRun, mirror: git.Mirror, plan: dict, picked: dict, te
         return {"branch": name, "pr_url": "", "pr_number": 0, "existing": False}
     title = f"[Backport {plan['release']}] {plan['title']}"[:250]
     body = pr_body(job, plan, picked, tested, repo_cfg)
+    draft = bool(picked.get("conflicts"))
     await job.thread.claim("pr-create")        # from here on, an open PR for this branch is this run's
-    pr = await gh.create_pull(repo_cfg.github, title, body, name, plan["branch"])
+    pr = await gh.create_pull(repo_cfg.github, title, body, name, plan["branch"], draft=draft)
     await gh.add_labels(repo_cfg.github, pr["number"], _labels(picked))
-    await job.say(f"Opened {pr['html_url']}", once="pr-opened")
+    if draft:
+        await gh.commit_status(repo_cfg.github, picked["head"], "failure", CONFLICT_STATUS,
+                               f"conflict markers remain in {len(picked['conflicts'])} file(s)")
+    await job.say(f"Opened {pr['html_url']}" + (" as a draft" if draft else ""), once="pr-opened")
     return {"branch": name, "pr_url": pr["html_url"], "pr_number": pr["number"], "existing": False}
 
 
+CONFLICT_STATUS = "backport/conflicts"
+CONFLICT_LABEL = "backport-conflict"
+
+
 def _labels(picked: dict) -> list[str]:
+    if picked.get("conflicts"):
+        return ["backport", CONFLICT_LABEL]
     return (["backport"] + (["ai-resolved-conflicts"] if picked["llm_files"] else [])
             + (["needs-careful-review"] if picked.get("not_applicable") else []))
 
@@ -362,7 +438,10 @@ def pr_body(job: JobRun, plan: dict, picked: dict, tested: dict, repo_cfg) -> st
         sources.append(f"- {p['sha']} {p['subject']}")
     settled = picked.get("settled") or []
     llm_files = picked.get("llm_files") or []
-    if llm_files:
+    if picked.get("conflicts"):
+        risk = ("**Not mergeable as it is**: conflict markers are committed in the files listed under "
+                "\"Conflicts to finish by hand\".")
+    elif llm_files:
         risk = ("**Higher**: an LLM changed the files listed below to resolve conflicts or a test failure; "
                 "review those changes line by line against the original.")
     elif settled:
@@ -393,6 +472,7 @@ def pr_body(job: JobRun, plan: dict, picked: dict, tested: dict, repo_cfg) -> st
         *([f"- {gh_code(f)}" for f in llm_files] or ["None."]),
         "",
         *_model_sections(picked),
+        *_conflict_section(plan, picked),
         f"<sub>Opened by the maintainer bot, job `{job.key}`. A maintainer must review and merge.</sub>",
     ])
 
@@ -423,6 +503,21 @@ def gh_code(text: str) -> str:
 def gh_block(text: str, lang: str = "") -> str:
     """Untrusted text as a fenced block in GitHub markdown that it cannot close."""
     return f"````{lang}\n{text.replace('````', chr(0x2035) * 4)}\n````"
+
+
+def _conflict_section(plan: dict, picked: dict) -> list[str]:
+    """A draft's account of the conflicts left for a person, with the commands to finish."""
+    files = picked.get("conflicts") or []
+    if not files:
+        return []
+    name = branch_name(plan["source"], plan["branch"])
+    return ["## Conflicts to finish by hand", "",
+            "This is a **draft**: the cherry-pick conflicted and the markers are committed as they are. The "
+            f"`{CONFLICT_STATUS}` status fails until no marker is left.", "",
+            *[f"- {gh_code(f)}" for f in files], "",
+            gh_block("\n".join([f"git fetch origin {name}", f"git switch {name}",
+                                "# edit the files above until no <<<<<<< / ======= / >>>>>>> line is left",
+                                "git commit -a --signoff", f"git push origin {name}"]), "sh"), ""]
 
 
 def _model_sections(picked: dict) -> list[str]:

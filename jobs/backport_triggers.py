@@ -1,7 +1,9 @@
-"""GitHub's ways to ask for a backport, next to the job they start: a `backport <release>` label on a merged PR,
-or a `/backport <release>` comment on a PR, each from someone with write access. A comment before the merge is
-remembered and runs when the PR merges; a backport whose PR exists already gets one reply on the source PR
-instead of a job. Each returns the JobRequests for the web process to enqueue."""
+"""GitHub's ways to ask for a backport, next to the job they start: a label matching `[backport] labels`
+(`backport <release>`) on a merged PR, or a `/backport <release>` comment on a PR, each from someone with write
+access. A comment before the merge is remembered and runs when the PR merges; a backport whose PR exists already
+gets one reply on the source PR instead of a job. Also what keeps the tracking true: a push to a release branch
+or a merged backport PR starts a reconcile; a backport PR closed unmerged makes its PRs wait again; a draft
+conflict PR's pushes re-check its markers. Each returns the JobRequests for the web process to enqueue."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from core.github import can_write
 from core.names import branch_problem
 from core.payload import login, number, obj, text
 from core.queue import JobRequest
-from jobs import backport, replies
+from jobs import backport, backport_sweep, replies
 from jobs.backport import BackportParams
+from jobs.backport_track import release_of_label
 
 log = logging.getLogger(__name__)
 
-LABEL = re.compile(r"^backport[ :/-]+(?P<release>[A-Za-z0-9._/-]{1,100})$", re.I)
 COMMENT = re.compile(r"^/backport\s+(?P<releases>[A-Za-z0-9._/,-]{1,200})\s*$", re.I | re.M)
 PENDING_TTL_S = 180 * 86400      # a comment on an open PR waits this long for the merge
 MAX_RELEASES = 5
@@ -91,7 +93,8 @@ async def _from_label(services, repo, payload: dict) -> list[JobRequest]:
         labels = [text(obj(lbl).get("name")) for lbl in raw] if isinstance(raw, list) else []
     else:
         return []
-    if not any(LABEL.match(name) for name in labels) or not services.config.slack.notify_channel:
+    patterns = services.config.backport_for(repo).labels
+    if not any(release_of_label(patterns, name) for name in labels) or not services.config.slack.notify_channel:
         return []
     # Labels can be set by anyone with triage rights: like a comment, the label asks only for a writer.
     who = login(obj(payload.get("sender")).get("login"))
@@ -100,14 +103,61 @@ async def _from_label(services, repo, payload: dict) -> list[JobRequest]:
         return []
     out = []
     for name in labels:
-        m = LABEL.match(name)
-        if not m:
-            continue
-        if branch_problem(m["release"]):
-            log.info("ignoring label %r on #%s: the release %s", name, pr.get("number"), branch_problem(m["release"]))
-            continue
-        out += await _unless_done(services, repo, int(pr["number"]), m["release"], who)
+        release = release_of_label(patterns, name)
+        if release:
+            out += await _unless_done(services, repo, int(pr["number"]), release, who)
     return out
+
+
+def _release_of_branch(repo, branch: str) -> str:
+    """The configured release whose branch this is ('' for none)."""
+    return next((name for name, b in repo.releases.items() if b == branch), "")
+
+
+async def on_push(services, repo, payload: dict) -> list[JobRequest]:
+    """A push to a release branch (a merged backport, a direct push, a revert): reconcile that release."""
+    ref = text(payload.get("ref"))
+    if not ref.startswith("refs/heads/") or not services.config.slack.notify_channel:
+        return []
+    release = _release_of_branch(repo, ref[len("refs/heads/"):])
+    after = text(payload.get("after"))
+    if not release or not (len(after) == 40 and all(c in "0123456789abcdef" for c in after)):
+        return []
+    return [_reconcile(services, repo, release, head=after)]
+
+
+def _reconcile(services, repo, release: str, *, head: str = "", closed_url: str = "") -> JobRequest:
+    return JobRequest(kind=backport_sweep.RECONCILE,
+                      params=backport_sweep.ReconcileParams(repo=repo.github, release=release, head=head,
+                                                            closed_url=closed_url),
+                      summary=f"backport reconcile of {repo.github} → {release}",
+                      channel=services.config.slack.notify_channel, priority="low")
+
+
+async def on_backport_pr(services, repo, payload: dict) -> list[JobRequest]:
+    """A backport PR's life: merged (reconcile its release), closed unmerged (its PRs wait again), pushed to
+    while a draft with conflicts (its markers re-checked)."""
+    pr = obj(payload.get("pull_request"))
+    n = number(pr.get("number"))
+    base, head = text(obj(pr.get("base")).get("ref")), text(obj(pr.get("head")).get("ref"))
+    release = _release_of_branch(repo, base)
+    action = payload.get("action")
+    if n is None or not release or not head.startswith("backport/") or not services.config.slack.notify_channel:
+        return []
+    if action == "closed":
+        if pr.get("merged") is True:
+            return [_reconcile(services, repo, release, head=text(pr.get("merge_commit_sha")))]
+        return [_reconcile(services, repo, release, closed_url=text(pr.get("html_url"))[:300])]
+    raw = pr.get("labels")
+    labels = [text(obj(lbl).get("name")) for lbl in raw] if isinstance(raw, list) else []
+    sha = text(obj(pr.get("head")).get("sha"))
+    if action in ("opened", "synchronize", "reopened", "labeled") and backport.CONFLICT_LABEL in labels \
+            and len(sha) == 40 and all(c in "0123456789abcdef" for c in sha):
+        return [JobRequest(kind=backport_sweep.MARKERS,
+                           params=backport_sweep.MarkersParams(repo=repo.github, number=n, head=sha),
+                           summary=f"conflict markers of #{n} ({repo.github})",
+                           channel=services.config.slack.notify_channel, priority="low")]
+    return []
 
 
 async def _unless_done(services, repo, pr: int, release: str, who: str) -> list[JobRequest]:

@@ -254,6 +254,11 @@ def relabel(text: str) -> str:
     return re.sub(r"^>{7} .*$", ">>>>>>> picked commit", text, flags=re.M)
 
 
+def blob_bytes(repo, oid) -> bytes:
+    """A blob's content."""
+    return repo[oid].data
+
+
 def _blob_text(repo, entry) -> str | None:
     if entry is None:
         return None
@@ -306,6 +311,27 @@ def pick(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit, ma
         return PickResult(None, conflicts, settled, touched, renames=renames)
     tree = index.write_tree(repo)
     return PickResult(str(tree), [], settled, touched, empty=(tree == onto.tree.id))
+
+
+def tree_with_markers(repo: pygit2.Repository, commit: pygit2.Commit, onto: pygit2.Commit, mainline: int = 1) -> str:
+    """The pick's tree with every conflicted file written with its conflict markers (for a draft PR a person
+    finishes). Where one side deleted the file, the side that kept it stays, whole."""
+    parent = commit.parents[mainline - 1]
+    index = repo.merge_trees(parent.tree, onto.tree, commit.tree, flags=MergeFlag.FIND_RENAMES)
+    if index.conflicts is None:
+        return str(index.write_tree(repo))
+    for ancestor, ours, theirs in list(index.conflicts):
+        path = (ours or theirs or ancestor).path
+        if ours is not None and theirs is not None:
+            merged = repo.merge_file_from_index(ancestor, ours, theirs)
+            data = relabel(merged.contents if hasattr(merged, "contents") else str(merged)).encode()
+            mode = ours.mode
+        else:
+            kept = ours or theirs
+            data, mode = blob_bytes(repo, kept.id), kept.mode
+        del index.conflicts[path]
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data), mode))
+    return str(index.write_tree(repo))
 
 
 def _branch_renames(repo, parent, onto, touched: list[str]) -> dict[str, str]:

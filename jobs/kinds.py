@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.kinds import Kind, Params, Registry
-from jobs import adversarial, backport, firstissue, provenance, replies, summarize
+from jobs import adversarial, backport, backport_sweep, firstissue, provenance, replies, summarize
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ NOOP = Kind("noop", "noop", NoopParams, _noop, about="nothing: the queue path al
 
 KINDS = Registry(
     backport.KIND,
+    backport_sweep.STATUS,
+    backport_sweep.SWEEP,
+    backport_sweep.RECONCILE,
+    backport_sweep.MARKERS,
     summarize.KIND,
     firstissue.KIND,
     firstissue.PR_OPENED,

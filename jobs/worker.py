@@ -26,7 +26,7 @@ from core.queue import OPEN, job_info, set_info
 from core.quotas import OverBudget, spender
 from core.services import Services
 from core.store import require_store, resolve
-from jobs import firstissue
+from jobs import backport_sweep, firstissue
 from jobs.kinds import KINDS
 from jobs.runtime import JobFailed, JobRun, JobThread, NeedsPerson, RecordLost
 
@@ -199,6 +199,12 @@ class RetryLater(Exception):
     """An unexpected error, re-raised for SAQ's retry with its message scrubbed of secrets."""
 
 
+async def sweeps(ctx: dict) -> list[str]:
+    """Every minute: the backport sweeps whose cron fires now (one worker of many enqueues each)."""
+    services: Services = ctx["services"]
+    return await backport_sweep.schedule(services, services.clock())
+
+
 async def follow_ups(ctx: dict) -> list[str]:
     """Periodic (cron) work: first-issue nudges and returns, and records whose queue entry vanished."""
     services: Services = ctx["services"]
@@ -308,7 +314,8 @@ class Workers:
         common = dict(functions=[run_job], startup=startup, shutdown_grace_period_s=0,
                       timers={"sweep": q.sweep_s, "abort": 1, "schedule": 1}, **kwargs)
         self.main = _Slots(services.queue, concurrency=concurrency or q.concurrency,
-                           cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600)], **common)
+                           cron_jobs=[CronJob(follow_ups, cron="*/15 * * * *", timeout=600),
+                                      CronJob(sweeps, cron="* * * * *", timeout=55)], **common)
         # The low queue's upkeep runs less often: its jobs are few, and each timer costs every job a little.
         self.low = _Slots(services.low_queue, concurrency=services.config.quotas.low_concurrency, dequeue_timeout=1,
                           **dict(common, timers={"sweep": max(q.sweep_s, 10), "abort": 5, "schedule": 5}))

@@ -13,6 +13,7 @@ from core.kinds import BadParams, Kind, Params, Registry
 from core.queue import JobRequest, job_info, submit
 from jobs.adversarial import AdversarialParams
 from jobs.backport import BackportParams
+from jobs.backport_sweep import MarkersParams, ReconcileParams, StatusParams, SweepParams
 from jobs.firstissue import FirstIssueParams, PrOpenedParams
 from jobs.kinds import KINDS, NOOP, NoopParams
 from jobs.provenance import ProvenanceParams, SelftestParams
@@ -30,6 +31,10 @@ EXAMPLES = {
     "gh-reply": ReplyParams(repo="a/b", pr=3, body="hi", mark="m"),
     "noop": NoopParams(tag="x"),
     "provenance-selftest": SelftestParams(repo="a/b", n=3),
+    "backport-status": StatusParams(repo="a/b", release="8.1"),
+    "backport-sweep": SweepParams(repo="a/b", at="2026-12-02 09:00 UTC"),
+    "backport-reconcile": ReconcileParams(repo="a/b", release="8.1", head="a" * 40),
+    "backport-markers": MarkersParams(repo="a/b", number=5, head="b" * 40),
 }
 
 

@@ -8,6 +8,7 @@ import re
 
 from aiohttp import web
 
+from tests.fakes.github_graphql import GraphQLFake
 from tests.fakes.server import FakeServer
 
 TOKEN = "ghp_testtoken0000"
@@ -31,6 +32,8 @@ class FakeGitHub(FakeServer):
         self.bios: dict[str, str] = {}
         self.gists: dict[str, list[dict]] = {}
         self.check_runs: list[dict] = []
+        self.statuses: dict[str, dict[str, list[dict]]] = {}     # repo -> sha -> statuses, newest last
+        self.gql = GraphQLFake(self)
         self._numbers = itertools.count(5000)
         self.routes = [
             ("GET", r"/repos/(?P<repo>[^/]+/[^/]+)/installation", self.installation),
@@ -51,14 +54,21 @@ class FakeGitHub(FakeServer):
             ("GET", r"/users/(?P<login>[^/]+)/gists", self.user_gists),
             ("GET", r"/users/(?P<login>[^/]+)", self.get_user),
             ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/check-runs", self.create_check_run),
+            ("PATCH", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)", self.patch_pull),
+            ("DELETE", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/labels/(?P<name>[^/]+)", self.remove_label),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/statuses/(?P<sha>[0-9a-f]{40})", self.create_status),
+            ("POST", r"/graphql", self.graphql),
         ]
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
     def add_pull(self, repo: str, number: int, *, title: str, merge_commit_sha: str | None, merged: bool = True,
                  commits: list[dict] | None = None, base: str = "main", body: str = "",
-                 files: list[dict] | None = None, head_sha: str = "") -> dict:
+                 files: list[dict] | None = None, head_sha: str = "", merged_at: str = "2026-11-01T00:00:00Z",
+                 labels: tuple[str, ...] = ()) -> dict:
+        if labels:
+            self.labels.setdefault(repo, {})[number] = list(labels)
         pr = {"number": number, "title": title, "body": body, "state": "closed" if merged else "open",
-              "merged": merged, "merged_at": "2026-11-01T00:00:00Z" if merged else None,
+              "merged": merged, "merged_at": merged_at if merged else None,
               "merge_commit_sha": merge_commit_sha, "base": {"ref": base}, "head": {"ref": f"topic-{number}", "sha": head_sha or "f" * 40},
               "html_url": f"https://github.example/{repo}/pull/{number}", "user": {"login": "author"}}
         self.pulls.setdefault(repo, {})[number] = pr
@@ -133,10 +143,61 @@ class FakeGitHub(FakeServer):
         number = next(self._numbers)
         pr = {"number": number, "title": body["title"], "body": body.get("body", ""), "state": "open",
               "merged": False, "merged_at": None, "merge_commit_sha": None, "head": {"ref": body["head"]},
+              "draft": bool(body.get("draft", False)),
               "base": {"ref": body["base"]}, "html_url": f"https://github.example/{repo}/pull/{number}",
               "user": {"login": "maintainer-bot"}}
         self.pulls.setdefault(repo, {})[number] = pr
         return web.json_response(pr, status=201)
+
+    async def patch_pull(self, request, body, repo, n):
+        pr = self.pulls.get(repo, {}).get(int(n))
+        if pr is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        unknown = set(body) - {"title", "body", "state", "base", "maintainer_can_modify"}
+        if unknown or ("state" in body and body["state"] not in ("open", "closed")):
+            return web.json_response({"message": "Validation Failed", "errors": [
+                {"resource": "PullRequest", "code": "invalid", "field": sorted(unknown or {"state"})[0]}]}, status=422)
+        pr.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
+        return web.json_response(pr)
+
+    async def remove_label(self, request, body, repo, n, name):
+        from urllib.parse import unquote
+
+        labels = self.labels.setdefault(repo, {}).setdefault(int(n), [])
+        name = unquote(name)
+        if name not in labels:
+            return web.json_response({"message": "Label does not exist",
+                                      "documentation_url": "https://docs.github.com/rest/issues/labels"}, status=404)
+        labels.remove(name)
+        return web.json_response([{"name": lbl} for lbl in labels])
+
+    async def create_status(self, request, body, repo, sha):
+        if body.get("state") not in ("error", "failure", "pending", "success"):
+            return web.json_response({"message": "Validation Failed", "errors": [
+                {"resource": "Status", "code": "custom", "field": "state",
+                 "message": "state is not included in the list"}]}, status=422)
+        status = {"state": body["state"], "context": body.get("context", "default"),
+                  "description": body.get("description"), "target_url": body.get("target_url")}
+        if len(status["description"] or "") > 140:
+            return web.json_response({"message": "Validation Failed", "errors": [
+                {"resource": "Status", "code": "custom", "field": "description",
+                 "message": "description is too long (maximum is 140 characters)"}]}, status=422)
+        self.statuses.setdefault(repo, {}).setdefault(sha, []).append(status)
+        return web.json_response(dict(status, id=next(self._numbers)), status=201)
+
+    def status_of(self, repo: str, sha: str, context: str) -> str | None:
+        """The latest state of one status context on a commit, as GitHub's combined status shows it."""
+        states = [s["state"] for s in self.statuses.get(repo, {}).get(sha, []) if s["context"] == context]
+        return states[-1] if states else None
+
+    async def graphql(self, request, body):
+        return web.json_response(await self.gql.execute(body))
+
+    def merge(self, repo: str, number: int, merge_commit_sha: str) -> dict:
+        """The PR merged (tests push the commit to the branch themselves)."""
+        pr = self.pulls[repo][number]
+        pr.update(state="closed", merged=True, merged_at="2026-11-20T00:00:00Z", merge_commit_sha=merge_commit_sha)
+        return pr
 
     async def add_labels(self, request, body, repo, n):
         labels = self.labels.setdefault(repo, {}).setdefault(int(n), [])
