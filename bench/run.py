@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["backport", "summarize", "provenance", "sandbox", "adversarial", "flood", "ack", "jobqueue", "scaling", "memory",
+BENCHES = ["backport", "backport_sweep", "summarize", "provenance", "sandbox", "adversarial", "flood", "ack", "jobqueue", "scaling", "memory",
            "provenance_eval"]      # the last needs local clones of redis and valkey; it says so and skips without
 
 

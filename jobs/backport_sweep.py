@@ -316,7 +316,7 @@ async def _rolling(job: JobRun, repo_cfg, release: str, branch: str, rows: list[
             out["skipped"].append({"release": release, "number": n, "reason": "already applied", "link": ""})
             continue
         included.append(n)
-        lines.append(f"- #{n} {row.title} ({made} commit(s))")
+        lines.append(f"- #{n} {backport.gh_code(row.title)} ({made} commit(s))")
     if not included:
         return out
     tested = await _rolling_test(job, repo, repo_cfg, str(head.id))
@@ -360,7 +360,7 @@ async def _rolling(job: JobRun, repo_cfg, release: str, branch: str, rows: list[
     for n in included:
         await track.record(job.redis, repo_cfg.github, release, n, track.PR_OPEN, job=job.key, link=pr_url,
                            reason="in the rolling PR")
-    item = {"release": release, "number": pr_number, "link": pr_url or name, "picks": included,
+    item = {"release": release, "number": 0, "link": pr_url or name, "picks": included,
             "reason": f"{len(included)} pick(s): " + ", ".join(f"#{n}" for n in included)}
     out["opened" if opened else "updated"].append(item)
     return out

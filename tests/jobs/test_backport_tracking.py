@@ -134,9 +134,11 @@ async def test_status_shows_every_state_newest_first_each_linked(make_bot, base_
     await track.record(bot.services.redis, REPO, "1.0", 13, track.IN_FLIGHT, job=sub.key)
     await parked.disconnect()
 
+    github.pulls[REPO][11]["title"] = "<!channel> *urgent* <https://evil.example|click> @everyone"
     key, info = await command(bot, "status 1.0")
     assert info["status"] == "done", bot.thread_of(info)
     text = bot.thread_of(info)
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in row_of(text, 11) and "<https://evil" not in text
     expect = {11: "*waiting*", 12: "*done*", 13: "*in flight*", 14: "*PR open*", 15: "*needs a person*",
               16: "*skipped*", 17: "*waiting*"}
     for number, state in expect.items():
@@ -253,6 +255,24 @@ async def test_a_rolling_pr_accumulates_picks_across_sweeps_and_keeps_the_earlie
                for m in messages)
     recs = await track.records(bot.services.redis, REPO, "1.0")
     assert recs[31]["state"] == recs[32]["state"] == track.PR_OPEN and recs[31]["link"] == pr["html_url"]
+
+
+async def test_a_rolling_pr_that_can_no_longer_be_rebuilt_is_kept_as_it_was(make_bot, base_repo, github):
+    data = config_dict(base_repo)
+    data["backport"] = {"mode": "rolling"}
+    merged_pr(base_repo, github, 33, 1, day=1)
+    bot = await make_bot(data)
+    await command(bot, "sweep 1.0")
+    before = base_repo.tip("backport/rolling-to-release/1.0")
+    # The branch moves under the rolling PR: #33's line is changed there another way.
+    base_repo.commit("release/1.0", {"src/f1.c": numbered(LINES, "f1").replace("f1 5\n", "f1 5 release\n")},
+                     "Release-only wording")
+    merged_pr(base_repo, github, 34, 2, day=2)
+    _, info = await command(bot, "sweep 1.0")
+    text = bot.thread_of(info)
+    assert "*needs a person* (1)" in text and "#33 no longer applies" in text, text
+    assert base_repo.tip("backport/rolling-to-release/1.0") == before      # nothing lost, nothing half-done
+    assert len(prs_open(github, "backport/rolling-to-")) == 1
 
 
 def push_payload(branch: str, after: str) -> dict:
