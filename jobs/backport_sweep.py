@@ -306,9 +306,10 @@ async def _rolling(job: JobRun, repo_cfg, release: str, branch: str, rows: list[
             head = start
             if n in earlier:
                 return _kept(out, release, earlier, f"#{n} no longer applies on {branch}: {failed}", state)
+            hint = f"; left out of the rolling PR: `/backport {release} #{n}` runs it alone, with the escalation"
             await track.record(job.redis, repo_cfg.github, release, n, track.NEEDS_PERSON, link="", job=job.key,
-                               reason=f"conflicts in the rolling rebuild: {failed}")
-            out["needs a person"].append({"release": release, "number": n, "reason": failed, "link": ""})
+                               reason=f"conflicts in the rolling rebuild: {failed}"[:250] + hint)
+            out["needs a person"].append({"release": release, "number": n, "reason": failed[:200] + hint, "link": ""})
             continue
         if not made:
             await track.record(job.redis, repo_cfg.github, release, n, track.SKIPPED, job=job.key, link="",

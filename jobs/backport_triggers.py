@@ -117,7 +117,7 @@ def _release_of_branch(repo, branch: str) -> str:
 async def on_push(services, repo, payload: dict) -> list[JobRequest]:
     """A push to a release branch (a merged backport, a direct push, a revert): reconcile that release."""
     ref = text(payload.get("ref"))
-    if not ref.startswith("refs/heads/") or not services.config.slack.notify_channel:
+    if not ref.startswith("refs/heads/") or payload.get("deleted") is True or not services.config.slack.notify_channel:
         return []
     release = _release_of_branch(repo, ref[len("refs/heads/"):])
     after = text(payload.get("after"))

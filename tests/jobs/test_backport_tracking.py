@@ -275,6 +275,26 @@ async def test_a_rolling_pr_that_can_no_longer_be_rebuilt_is_kept_as_it_was(make
     assert len(prs_open(github, "backport/rolling-to-")) == 1
 
 
+async def test_a_new_pick_that_conflicts_is_left_out_of_the_rolling_pr_for_a_person(make_bot, base_repo, github):
+    data = config_dict(base_repo)
+    data["backport"] = {"mode": "rolling"}
+    base_repo.commit("release/1.0", {"src/f1.c": numbered(LINES, "f1").replace("f1 5\n", "f1 5 release\n")},
+                     "Release-only wording")
+    merged_pr(base_repo, github, 35, 1, day=1)            # conflicts, and no model key
+    clean = merged_pr(base_repo, github, 36, 2, day=2)
+    bot = await make_bot(data)
+    _, info = await command(bot, "sweep 1.0")
+    text = bot.thread_of(info)
+    assert "*opened* (1)" in text and "*needs a person* (1)" in text and "`/backport 1.0 #35`" in text, text
+    [pr] = prs_open(github, "backport/rolling-to-")
+    assert "#36" in pr["body"] and "#35" not in pr["body"]
+    tip = base_repo.repo[pygit2.Oid(hex=base_repo.tip("backport/rolling-to-release/1.0"))]
+    assert f"(cherry picked from commit {clean})" in tip.message
+    assert str(tip.parents[0].id) == base_repo.tip("release/1.0")
+    recs = await track.records(bot.services.redis, REPO, "1.0")
+    assert recs[35]["state"] == track.NEEDS_PERSON and recs[36]["state"] == track.PR_OPEN
+
+
 def push_payload(branch: str, after: str) -> dict:
     return {"ref": f"refs/heads/{branch}", "after": after, "repository": {"full_name": REPO},
             "head_commit": {"timestamp": datetime.now(UTC).isoformat()}}
