@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
 from commands.base import Command, Invocation, Later, Reply, Usage, in_background, shown
+from core.auth import describe_rule
 from core.queue import JobRequest, QueueUnavailable, Submitted, submit
 from core.quotas import new_token
 from jobs.kinds import KINDS
@@ -74,10 +75,23 @@ async def dispatch(inv: Invocation) -> Outcome:
     outcome = "ok"
     try:
         maintainer = await _maintainer(services, inv.user)
-        if command.maintainers_only and not maintainer:
+        rule_name, rule = access_rule(services.config, command, args)
+        if rule is not None and rule.who:
+            allowed = await services.auth.allows(inv.user, rule.who, maintainer)
+            inv.granted = allowed
+        else:
+            allowed = maintainer or not command.maintainers_only
+        if not allowed:
             outcome = "refused"
+            if rule is not None and rule.who:
+                return Outcome(f"Sorry, /{rule_name} may be run by {describe_rule(rule.who, rule.channels)} "
+                               f"(`[access.{rule_name}]`). `/{name} help` says what it does.", ok=False)
             return Outcome(f"Sorry, /{name} is for maintainers only. Ask one of them if you need it done; "
                            f"`/{name} help` says what it does.", ok=False)
+        if rule is not None and rule.channels and inv.dest != "console" and inv.channel not in rule.channels:
+            outcome = "refused"
+            return Outcome(f"Sorry, /{rule_name} runs only in " + " or ".join(f"<#{c}>" for c in rule.channels)
+                           + f" (`[access.{rule_name}]`).", ok=False)
         try:
             result = await command.run(inv, args)
         except Usage as exc:
@@ -122,6 +136,16 @@ async def dispatch(inv: Invocation) -> Outcome:
     finally:
         services.metrics.commands.labels(command=name if name in COMMANDS or name == "help" else "unknown",
                                          outcome=outcome).inc()
+
+
+def access_rule(config, command: Command, args: list[str]):
+    """The `[access]` rule that governs this invocation: the subcommand's, else the command's (None: the
+    command's own default)."""
+    if args and args[0].lower() in command.subcommands:
+        name = f"{command.name} {args[0].lower()}"
+        if name in config.access:
+            return name, config.access[name]
+    return command.name, config.access.get(command.name)
 
 
 async def _maintainer(services, user: str) -> bool:

@@ -85,4 +85,5 @@ COMMAND = Command(
     run=run,
     kind=backport.KIND,
     examples=("/backport 9.1 abc1234", "/backport 9.1,8.1 PR#1234", "/backport status 8.1"),
+    subcommands=("status", "sweep"),
 )

@@ -42,6 +42,7 @@ class Invocation:
     services: Services
     nonce: str = ""        # the request's Slack signature: what it queues, it queues once (a replay queues nothing)
     response_url: str = ""  # Slack's answer-back URL: works in any conversation for 30 minutes
+    granted: bool = False  # a configured access rule let this person run it (a command's own checks defer to it)
 
     @property
     def config(self) -> Config:
@@ -94,6 +95,7 @@ class Command:
     examples: tuple[str, ...] = ()
     who: str = ""                  # who may run it, when more nuanced than maintainers_only
     kind: Kind | None = None       # the job kind it asks for (whose `command` is this name)
+    subcommands: tuple[str, ...] = ()   # first words an `[access."<name> <sub>"]` rule may name
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind.command != self.name:

@@ -30,7 +30,7 @@ async def run(inv: Invocation, args: list[str]) -> Reply | Later | JobRequest:
     sub = args[0].lower()
     services = inv.services
     self_link = sub == "link" and len(args) == 3 and parse_person(args[1])[0] == inv.user
-    if not self_link and not await services.auth.is_maintainer(inv.user):
+    if not self_link and not inv.granted and not await services.auth.is_maintainer(inv.user):
         return Reply("Sorry, /firstissue is for maintainers, except `/firstissue link @you <github-login>` "
                      "to link your own GitHub login.")
     repo = inv.config.default_repo.github
@@ -151,4 +151,5 @@ COMMAND = Command(
     kind=firstissue.KIND,
     examples=("/firstissue @newcomer", "/firstissue add #1234 small parser fix", "/firstissue list"),
     who="maintainers; anyone may link their own login",
+    subcommands=("add", "list", "remove", "link", "mentor"),
 )

@@ -41,4 +41,5 @@ COMMAND = Command(
     run=run,
     kind=provenance.KIND,
     examples=("/provenance PR#1234", "/provenance selftest 20"),
+    subcommands=("selftest",),
 )

@@ -1,5 +1,6 @@
 """Who may run maintainer commands: users listed in `[slack] maintainers`, or members of user groups listed
-there (resolved through the Slack API, cached for five minutes)."""
+there (resolved through the Slack API, cached for five minutes); and whether a person is in an access rule's
+`who` (`[access.<command>]`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ class Authorizer:
                 return True
         return False
 
+    async def allows(self, user: str, who: tuple[str, ...], maintainer: bool) -> bool:
+        """Whether `user` is one of `who` (an access rule: user IDs, user groups, "maintainers", "anyone")."""
+        for entry in who:
+            if entry == "anyone" or (entry == "maintainers" and maintainer) or entry == user:
+                return True
+            if entry.startswith("S") and user in await self._group(entry):
+                return True
+        return False
+
     async def _group(self, group: str) -> set[str]:
         cached = self._members.get(group)
         if cached and time.monotonic() - cached[0] < self.cache_s:
@@ -46,3 +56,17 @@ class Authorizer:
             return cached[1] if cached else set()  # a stale answer beats locking maintainers out
         self._members[group] = (time.monotonic(), members)
         return members
+
+
+def describe_rule(who: tuple[str, ...], channels: tuple[str, ...]) -> str:
+    """Who may, and where, in words for a refusal: "maintainers or <@U1> or members of <!subteam^S1>, in <#C1>"."""
+    names = []
+    for entry in who:
+        if entry in ("maintainers", "anyone"):
+            names.append(entry)
+        elif entry.startswith("S"):
+            names.append(f"members of <!subteam^{entry}>")
+        else:
+            names.append(f"<@{entry}>")
+    where = (", in " + " or ".join(f"<#{c}>" for c in channels)) if channels else ""
+    return " or ".join(names) + where

@@ -265,6 +265,30 @@ class FirstIssueConfig:
     return_after_days: float = setting(14.0, minimum=0.001, doc="days after the nudge before the issue returns")
 
 
+@dataclass(frozen=True)
+class AccessRule:
+    """`[access.<command>]` (or `[access."<command> <subcommand>"]`): who may run it and where. An empty `who`
+    keeps the command's own default (maintainers, or anyone for /summarize); empty `channels`: anywhere."""
+
+    who: tuple[str, ...] = setting((), doc='user IDs, user-group IDs, "maintainers" or "anyone"')
+    channels: tuple[str, ...] = setting((), doc="channel IDs where it may run; empty: anywhere")
+
+    def problems(self):
+        for w in self.who:
+            if w not in ("maintainers", "anyone") and not SLACK_ID.match(w):
+                yield "who", f'expected user IDs (U…), user-group IDs (S…), "maintainers" or "anyone", got {w!r}'
+        for c in self.channels:
+            if not CHANNEL_ID.match(c):
+                yield "channels", f"expected Slack channel IDs like C01ABC, got {c!r}"
+
+
+# Every command and subcommand an access rule may name (tests/commands/test_access.py keeps it equal to the
+# commands' own declarations).
+ACCESS_NAMES = ("backport", "backport status", "backport sweep", "summarize", "firstissue", "firstissue add",
+                "firstissue list", "firstissue remove", "firstissue link", "firstissue mentor", "provenance",
+                "provenance selftest", "adversarial")
+
+
 def variable(name: str, default: Any = "", *, secret: bool = False) -> Any:
     """A field of Env read from the environment variable `name`; `secret` values are scrubbed everywhere."""
     return field(default=default, metadata={"env": name, "secret": secret})
@@ -330,6 +354,7 @@ class Config:
     summarize: SummarizeConfig = SummarizeConfig()
     backport: BackportConfig = BackportConfig()
     firstissue: FirstIssueConfig = FirstIssueConfig()
+    access: dict[str, AccessRule] = field(default_factory=dict)
     env: Env = Env()
     path: Path | None = None
     demo: bool = False
@@ -437,9 +462,17 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {message}")
 
-    unknown = sorted(set(data) - set(TABLES) - {"repos"})
+    unknown = sorted(set(data) - set(TABLES) - {"repos", "access"})
     if unknown:
-        raise fail(unknown[0], "unknown table (known: repos, " + ", ".join(TABLES) + ")")
+        raise fail(unknown[0], "unknown table (known: repos, access, " + ", ".join(TABLES) + ")")
+    raw_access = data.get("access", {})
+    if not isinstance(raw_access, dict):
+        raise fail("access", "expected a table of [access.<command>] tables")
+    access = {}
+    for name, raw in raw_access.items():
+        if name not in ACCESS_NAMES:
+            raise fail(f"access.{name}", "not a command (known: " + ", ".join(ACCESS_NAMES) + ")")
+        access[name] = build(AccessRule, raw, f"access.{name}", fail)
     repos_data = data.get("repos")
     if not isinstance(repos_data, list) or not repos_data:
         raise fail("repos", "at least one [[repos]] table is required")
@@ -464,7 +497,7 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
         repos.append(repo)
     tables = {name: build(cls, data.get(name, {}), name, fail) for name, cls in TABLES.items()
               if name in data or name not in OPTIONAL}
-    config = Config(tuple(repos), env=env, path=path, **tables)
+    config = Config(tuple(repos), env=env, path=path, access=access, **tables)
     for i, repo in enumerate(config.repos):
         if config.backport_for(repo).sweep and not config.slack.notify_channel:
             raise fail(f"repos[{i}].backport.sweep", "a sweep posts its summary in [slack] notify_channel; set it")
