@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 import commands
-from bot import webhook
+from bot import audit_page, webhook
 from core.metrics import CONTENT_TYPE
 from core.services import Services
 
@@ -138,6 +138,7 @@ def build_web(services: Services, bolt: AsyncApp | None) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/github/webhook", webhook.make_handler(services))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/jobs/{job}", audit_page.make_handler(services))
     app.router.add_get("/metrics", metrics)
     return app
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from commands.base import in_background
 from core import render
-from core.audit import Audit
+from core.audit import Audit, signed_path
 from core.kinds import BadParams
 from core.queue import JobRequest, QueueUnavailable, job_info, requeue, set_info, submit
 from jobs import backport
@@ -112,12 +112,37 @@ async def draft(services, key: str, user: str, run: str | None = None) -> str:
     return (await draft_job(services, key, user, run))[0]
 
 
+async def audit_link(services, key: str, user: str, channel: str) -> str:
+    """A signed, expiring link to the job's audit page, for a maintainer, asked from the job's own thread. An
+    adversarial run's log holds security findings: its link is given only in the security channel."""
+    if not await services.auth.is_maintainer(user):
+        return "Sorry, audit logs are for maintainers."
+    info = await job_info(services.redis, key)
+    if not info:
+        return f"No job `{key}` is known (jobs are kept {services.config.queue.audit_ttl_days} days)."
+    security = services.config.slack.security_channel
+    if info.get("kind") == "adversarial":
+        if channel != security or not security:
+            return ("This run's audit log holds security findings: open it from the finding in the security "
+                    "channel.")
+    elif channel != info.get("channel"):
+        return "Open the audit log from the job's own thread."
+    cfg = services.config
+    path = await signed_path(services.redis, key, cfg.web.link_ttl_s)
+    minutes = cfg.web.link_ttl_s // 60
+    return (f"<{cfg.web.base(cfg.env.port)}{path}|Audit log of job `{key}`> (this link is yours; it works for "
+            f"{minutes} minutes).")
+
+
 async def describe(services, key: str) -> str:
     """A job's status and the tail of its audit log (console `/job <id>`)."""
     info = await job_info(services.redis, key)
     if not info:
         return f"No job `{key}` is known (jobs are kept {services.config.queue.audit_ttl_days} days)."
     lines = [f"job {key}: {info.get('summary')} — {info.get('status')} {info.get('detail', '')}".rstrip()]
+    cfg = services.config
+    lines.append(f"  audit page: {cfg.web.base(cfg.env.port)}"
+                 f"{await signed_path(services.redis, key, cfg.web.link_ttl_s)}")
     for e in (await Audit(services.redis, key).entries(-25, -1)):
         lines.append(f"  {e['stage']:>10} {e['kind']:<12} {e['text'][:200]}")
     return "\n".join(lines)
@@ -135,6 +160,19 @@ def register(app, services) -> None:
     async def on_dismiss(ack, body):
         await ack()
         in_background(_button(services, chat, body, dismiss))
+
+    @app.action(render.AUDIT_ACTION)
+    async def on_audit(ack, body):
+        await ack()
+
+        async def answer() -> None:
+            user, channel = body["user"]["id"], body.get("channel", {}).get("id", "")
+            key = str(body["actions"][0].get("value", "")).partition(":")[0]
+            try:
+                await chat.ephemeral(channel, user, await audit_link(services, key, user, channel))
+            except Exception as exc:
+                log.warning("could not answer the audit button: %s", exc)
+        in_background(answer())
 
     @app.action(backport.DRAFT_ACTION)
     async def on_draft(ack, body):

@@ -258,6 +258,22 @@ class SummarizeConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """`[web]`: where people reach the web process (links to audit pages), and how long such a link lives."""
+
+    public_url: str = setting("", doc="e.g. https://bot.example.org; default http://localhost:<PORT>")
+    link_ttl_s: int = setting(3600, minimum=60, doc="how long an audit link works")
+
+    def problems(self):
+        if self.public_url and (not self.public_url.startswith(("https://", "http://"))
+                                or any(c in self.public_url for c in " <>|\"'")):
+            yield "public_url", f"expected an http(s) URL, got {self.public_url!r}"
+
+    def base(self, port: int) -> str:
+        return self.public_url.rstrip("/") or f"http://localhost:{port}"
+
+
+@dataclass(frozen=True)
 class FirstIssueConfig:
     """`[firstissue]`: the newcomer's clock."""
 
@@ -354,6 +370,7 @@ class Config:
     summarize: SummarizeConfig = SummarizeConfig()
     backport: BackportConfig = BackportConfig()
     firstissue: FirstIssueConfig = FirstIssueConfig()
+    web: WebConfig = WebConfig()
     access: dict[str, AccessRule] = field(default_factory=dict)
     env: Env = Env()
     path: Path | None = None
@@ -451,6 +468,7 @@ TABLES: dict[str, type] = {
     "adversarial": AdversarialConfig, "provenance": ProvenanceConfig, "summarize": SummarizeConfig,
     "backport": BackportConfig,
     "firstissue": FirstIssueConfig,
+    "web": WebConfig,
 }
 OPTIONAL = {"adversarial", "provenance"}      # absent: the feature is off
 

@@ -109,6 +109,30 @@ class Escalation:
     actions: list[tuple[str, str]] = field(default_factory=list)   # more buttons: (action_id, label)
 
 
+AUDIT_ACTION = "job_audit"
+
+
+def audit_button(job_key: str) -> dict:
+    """The "Audit log" button: whoever may see the job gets a signed link, privately."""
+    return {"type": "button", "action_id": AUDIT_ACTION, "text": {"type": "plain_text", "text": "Audit log"},
+            "value": job_key}
+
+
+def final_blocks(text: str, job_key: str) -> list:
+    """A job's last reply as blocks: the text (in sections of Slack's size) and the Audit log button."""
+    blocks, part = [], ""
+    for line in text.split("\n"):
+        if part and len(part) + len(line) + 1 > SECTION_MAX:
+            blocks.append(section(part))
+            part = ""
+        part = f"{part}\n{line}" if part else line
+    if part:
+        blocks.append(section(part))
+    blocks = blocks[:BLOCKS_MAX - 1]
+    blocks.append({"type": "actions", "block_id": "job_audit", "elements": [audit_button(job_key)]})
+    return blocks
+
+
 def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...], run: str = "1") -> tuple[str, list]:
     # The reason may quote a model, a build or an API: it is escaped here, whoever built it.
     text = f"{mention_list(maintainers)} A maintainer is needed: stage *{esc.stage}* — {inert(esc.reason)}".lstrip()
@@ -136,6 +160,7 @@ def escalation_blocks(job_key: str, esc: Escalation, maintainers: tuple[str, ...
              "value": f"{job_key}:{run}"},
             *({"type": "button", "action_id": action, "text": {"type": "plain_text", "text": label[:75]},
                "value": f"{job_key}:{run}"} for action, label in esc.actions),
+            audit_button(job_key),
         ],
     })
     return text, blocks[:BLOCKS_MAX]

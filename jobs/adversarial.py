@@ -558,7 +558,8 @@ async def _report(job: JobRun, channel: str, pr: dict, head: str, f: Finding) ->
     if f.output_tail:
         text += "\nTarget output:\n" + render.code(f.output_tail, limit=1200)
     await job.audit.write("report", "finding", f.message, channel=channel)
-    await chat.post(channel, render.clip(text, render.TEXT_MAX))
+    text = render.clip(text, render.TEXT_MAX)
+    await chat.post(channel, text, render.final_blocks(text, job.key))     # its audit log opens from here only
 
 
 @dataclass(frozen=True)

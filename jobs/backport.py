@@ -148,6 +148,8 @@ async def _resolve(job: JobRun, mirror: git.Mirror, repo_cfg, branch: str) -> di
         if ref.startswith("#"):
             number = int(ref[1:])
             pr_picks, facts = await pr_commits(job, repo, repo_cfg.github, number)
+            await job.audit.write("resolve", "pr", f"#{number} {facts['title']}", url=facts["url"],
+                                  merge_sha=facts["merge_sha"], commits=[p["sha"] for p in pr_picks])
             await track.record(job.redis, repo_cfg.github, job.params.release, number, track.IN_FLIGHT, job=job.key,
                                **facts)
             picks.extend(pr_picks)
@@ -294,6 +296,9 @@ async def _pick(job: JobRun, repo: pygit2.Repository, plan: dict, repo_cfg) -> d
         await job.say(f"Skipped {len(empty_picks)} commit(s) already on {render.lit(plan['branch'])}: " +
                       ", ".join(s[:10] for s in empty_picks), once="skipped")
     if commits:
+        tip = git.commit_at(repo, plan["tip"])
+        patch = await asyncio.to_thread(lambda: repo.diff(tip, head).patch or "")
+        await job.audit.write("pick", "diff", patch, base=plan["tip"], head=str(head.id))
         await job.say(f"Picked {len(commits)} commit(s) cleanly onto {render.lit(plan['branch'])}"
                       + (f" ({len(set(llm_files))} file(s) resolved by an LLM)" if llm_files else "") + ".",
                       once="picked")

@@ -205,7 +205,7 @@ class JobRun:
     async def done(self, text: str, blocks: list | None = None, detail: str = "") -> None:
         """Finish: a last reply (none when text is empty) and the parent marked done."""
         if text:
-            await self.say(text, blocks, once="final")
+            await self.say(text, blocks if blocks is not None else render.final_blocks(text, self.key), once="final")
         await self.thread.status("done", detail)
 
     async def escalate(self, esc: render.Escalation) -> None:
@@ -217,5 +217,6 @@ class JobRun:
 
     async def fail(self, reason: str) -> None:
         await self.audit.write("job", "failed", reason)
-        await self.thread.reply(f":x: {render.inert(reason)}", once="final")
+        text = f":x: {render.inert(reason)}"
+        await self.thread.reply(text, render.final_blocks(text, self.key), once="final")
         await self.thread.status("failed", reason[:200])
