@@ -78,6 +78,9 @@ class ConsoleChat:
     async def group_members(self, group) -> list[str]:
         return []
 
+    async def publish_home(self, user, view) -> None:
+        return None                      # the console has no Home tab: /job and the threads show it all
+
     async def find_user(self, name) -> str | None:
         return "U" + re.sub(r"[^A-Z0-9]", "", name.upper())[:20] if name else None
 

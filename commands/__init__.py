@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
-from commands import adversarial, backport, firstissue, jobctl, provenance, summarize
-from commands.base import Command, Invocation, Later, Reply, Usage, in_background, shown
+from commands import adversarial, backport, firstissue, jobctl, modals, provenance, summarize
+from commands.base import Command, Invocation, Later, Modal, Reply, Usage, in_background, shown
 from core.auth import describe_rule
 from core.queue import JobRequest, QueueUnavailable, Submitted, submit
 from core.quotas import new_token
@@ -43,6 +43,7 @@ class Outcome:
     submitted: list[Submitted] = field(default_factory=list)
     ok: bool = True
     later: Callable[[], Awaitable[str]] | None = None   # work whose result is a second private answer
+    modal: dict | None = None                            # a form to open instead of an answer
 
     @property
     def created(self) -> list[Submitted]:
@@ -101,6 +102,8 @@ async def dispatch(inv: Invocation) -> Outcome:
             return Outcome(result.text)
         if isinstance(result, Later):
             return Outcome(result.text, later=result.work)
+        if isinstance(result, Modal):
+            return Outcome("", modal=result.view)
         requests = result if isinstance(result, list) else [result]
         for r in requests:
             r.response_url = inv.response_url
@@ -202,6 +205,7 @@ def register(app, services) -> None:
     names = "|".join(re.escape(n) for n in ["help", *COMMANDS])
     app.command(re.compile(rf"^/({names})$"))(_listener(services))
     jobctl.register(app, services)
+    modals.register(app, services, dispatch)
     # Anything else Slack sends (events we did not subscribe to, others' buttons, shortcuts) is acknowledged
     # quietly: Bolt would answer 404 with a warning, Slack would retry, and could disable the subscription.
     anything = re.compile(".*")
@@ -215,6 +219,13 @@ def register(app, services) -> None:
     app.event(anything)(quietly)
 
 
+async def _open_modal(services, trigger_id: str, view: dict) -> None:
+    try:
+        await services.chats["slack"].open_view(trigger_id, view)
+    except Exception as exc:
+        log.warning("could not open the form: %s", exc)
+
+
 def _listener(services):
     async def listener(ack, command, respond, request):
         started = time.perf_counter()
@@ -226,8 +237,13 @@ def _listener(services):
         inv = Invocation(command=command["command"][1:], text=command.get("text") or "", user=user,
                          channel=channel, dest="slack", services=services,
                          nonce=request.headers.get("x-slack-signature", [""])[0],
-                         response_url=url if url.startswith(("https://", "http://")) else "")
+                         response_url=url if url.startswith(("https://", "http://")) else "",
+                         trigger_id=str(command.get("trigger_id") or ""))
         outcome = await dispatch(inv)
+        if outcome.modal is not None:
+            await ack()
+            in_background(_open_modal(services, inv.trigger_id, outcome.modal))
+            return
         await ack(text=outcome.text, response_type="ephemeral")
         name = inv.command.lower()
         services.metrics.ack_seconds.labels(command=name if name in COMMANDS or name == "help" else "unknown") \

@@ -9,6 +9,7 @@ from __future__ import annotations
 from commands.base import (
     Command,
     Invocation,
+    Modal,
     PRRef,
     Usage,
     parse_commit_or_pr,
@@ -42,7 +43,40 @@ def _release_arg(inv: Invocation, args: list[str], what: str) -> str:
     return release
 
 
-async def run(inv: Invocation, args: list[str]) -> list[JobRequest]:
+BACKPORT_MODAL = "backport_modal"
+
+
+def backport_view(config, channel: str) -> dict:
+    """The /backport form: the default repo's releases (newest first), and the refs."""
+    releases = sorted(config.default_repo.releases, key=release_order)[:100]
+    options = [{"text": {"type": "plain_text", "text": f"{r} ({config.default_repo.releases[r]})"[:75]},
+                "value": r} for r in releases]
+    release_block: dict = {"type": "input", "block_id": "releases", "label": {"type": "plain_text",
+                                                                             "text": "Releases"}}
+    if options:
+        release_block["element"] = {"type": "multi_static_select", "action_id": "releases", "options": options,
+                                    "placeholder": {"type": "plain_text", "text": "Choose one or more"}}
+    else:
+        release_block["element"] = {"type": "plain_text_input", "action_id": "releases",
+                                    "placeholder": {"type": "plain_text", "text": "a release branch, e.g. 9.1"}}
+    return {
+        "type": "modal", "callback_id": BACKPORT_MODAL, "private_metadata": channel,
+        "title": {"type": "plain_text", "text": "Backport"},
+        "submit": {"type": "plain_text", "text": "Backport"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            release_block,
+            {"type": "input", "block_id": "refs", "label": {"type": "plain_text", "text": "Commits or merged PRs"},
+             "element": {"type": "plain_text_input", "action_id": "refs", "max_length": 1000,
+                         "placeholder": {"type": "plain_text", "text": "PR#1234 or abc1234 def5678"}},
+             "hint": {"type": "plain_text", "text": "Separated by spaces; all from the same repository."}},
+        ],
+    }
+
+
+async def run(inv: Invocation, args: list[str]) -> list[JobRequest] | Modal:
+    if not args and inv.trigger_id and inv.dest == "slack":
+        return Modal(backport_view(inv.config, inv.channel))
     if args and args[0].lower() == "status":
         release = _release_arg(inv, args, "status")
         name = inv.config.default_repo.github

@@ -43,6 +43,7 @@ class Invocation:
     nonce: str = ""        # the request's Slack signature: what it queues, it queues once (a replay queues nothing)
     response_url: str = ""  # Slack's answer-back URL: works in any conversation for 30 minutes
     granted: bool = False  # a configured access rule let this person run it (a command's own checks defer to it)
+    trigger_id: str = ""   # Slack's, for opening a modal within 3 s
 
     @property
     def config(self) -> Config:
@@ -54,6 +55,13 @@ class Reply:
     """An ephemeral answer and nothing queued."""
 
     text: str
+
+
+@dataclass
+class Modal:
+    """Open this form (a Slack modal) instead of answering: the command was given nothing to work on."""
+
+    view: dict
 
 
 @dataclass
@@ -91,7 +99,7 @@ class Command:
     usage: str                     # "/backport <release>[,<release>...] <ref> [<ref>...]"
     summary: str
     maintainers_only: bool
-    run: Callable[[Invocation, list[str]], Awaitable[Reply | Later | JobRequest | list[JobRequest]]]
+    run: Callable[[Invocation, list[str]], Awaitable[Reply | Later | Modal | JobRequest | list[JobRequest]]]
     examples: tuple[str, ...] = ()
     who: str = ""                  # who may run it, when more nuanced than maintainers_only
     kind: Kind | None = None       # the job kind it asks for (whose `command` is this name)

@@ -11,11 +11,11 @@ import logging
 from dataclasses import replace
 
 from commands.base import in_background
-from core import render
+from core import homes, render
 from core.audit import Audit, signed_path
 from core.kinds import BadParams
 from core.queue import JobRequest, QueueUnavailable, job_info, requeue, set_info, submit
-from jobs import backport
+from jobs import backport, home
 from jobs.runtime import JobThread
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ async def retry(services, key: str, user: str, run: str | None = None) -> str:
                          heartbeat_s=q.heartbeat_s, retries=q.retries, ttl_days=q.audit_ttl_days):
         await services.redis.delete(claim)
         return f"Job `{key}` is already queued or running."
+    await homes.settled(services.redis, key)
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
     await thread.reply(f":repeat: <@{user}> asked for a retry; starting from the first stage not yet done.")
     await thread.status("queued", "retry")
@@ -68,6 +69,7 @@ async def dismiss(services, key: str, user: str, run: str | None = None) -> str:
     if not await services.redis.set(f"bot:job:{key}:dismissed:{info.get('run', '1')}", user, nx=True,
                                     ex=services.config.queue.ttl_s):
         return f"Job `{key}` was already dismissed."
+    await homes.settled(services.redis, key)
     thread = JobThread(services.chats[info.get("dest", "slack")], services.redis, key)
     await thread.reply(f":no_entry_sign: Dismissed by <@{user}>. Nothing more will happen in this thread.")
     await thread.status("dismissed", "by a maintainer (see the thread)")
@@ -161,6 +163,16 @@ def register(app, services) -> None:
         await ack()
         in_background(_button(services, chat, body, dismiss))
 
+    @app.event("app_home_opened")
+    async def on_home(ack, event):
+        await ack()
+        if event.get("tab", "home") == "home" and event.get("user"):
+            in_background(home.opened(services, event["user"]))
+
+    @app.action("home_open_thread")           # a link button: Slack opens the URL, we only acknowledge
+    async def on_open_thread(ack):
+        await ack()
+
     @app.action(render.AUDIT_ACTION)
     async def on_audit(ack, body):
         await ack()
@@ -185,6 +197,12 @@ async def _button(services, chat, body, action) -> None:
     user = body["user"]["id"]
     channel = body.get("channel", {}).get("id", "")
     text = await action(services, key, user, run or None)
+    if (body.get("container") or {}).get("type") == "view":       # pressed in the App Home: show it there
+        try:
+            await home.publish(services, user)
+        except Exception as exc:
+            log.warning("could not refresh the Home of %s: %s", user, exc)
+        return
     message = body.get("message") or {}
     if text.startswith(("Retrying", "Dismissed job", "Opening a draft")) and message.get("ts"):
         # Take the buttons off the escalation so the thread shows what was decided.

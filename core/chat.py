@@ -42,3 +42,9 @@ class Chat(Protocol):
 
     async def find_user(self, name: str) -> str | None:
         """The user ID of a plain @name (handle or display name), or None."""
+
+    async def publish_home(self, user: str, view: dict) -> None:
+        """Show `view` as the person's App Home tab (nothing where there is no such tab)."""
+
+    async def open_view(self, trigger_id: str, view: dict) -> None:
+        """Open a modal form for the person whose action gave `trigger_id` (Slack only)."""

@@ -89,6 +89,12 @@ class SlackChat:
     async def ephemeral(self, channel, user, text) -> None:
         await self._call("chat.postEphemeral", channel=channel, user=user, text=text)
 
+    async def publish_home(self, user, view) -> None:
+        await self._call("views.publish", user_id=user, view=view)
+
+    async def open_view(self, trigger_id: str, view: dict) -> None:
+        await self._call("views.open", trigger_id=trigger_id, view=view)
+
     async def permalink(self, channel, ts) -> str:
         try:
             resp = await self.client.chat_getPermalink(channel=channel, message_ts=ts)

@@ -12,8 +12,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from core import homes, render
 from core import payload as gh_payload
-from core import render
 from core.github import GitHubError
 from core.kinds import BadParams, Kind, Params
 from core.queue import JobRequest, set_info
@@ -234,6 +234,7 @@ async def _pick(job: JobRun) -> dict:
     if picked is None:
         return {"outcome": "empty", "user": user}
     number, entry = picked
+    await homes.mark_dirty(job.redis, user)          # their Home shows the issue they hold
     issue = await gh.issue(repo, number)
     return {"outcome": "picked", "user": user, "login": login, "number": number, "note": entry.get("note", ""),
             "title": issue.get("title", ""), "url": issue.get("html_url", "")}

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core import render
+from core import homes, render
 from core.audit import Audit, scrub
 from core.chat import Chat
 from core.queue import info_key, job_info, set_info
@@ -214,6 +214,7 @@ class JobRun:
         await self.audit.write(esc.stage, "escalated", esc.reason, files=esc.files, commands=esc.commands)
         await self.thread.reply(text, blocks, once="final")
         await self.thread.status("needs a maintainer", f"{esc.stage}: {esc.reason}"[:200])
+        await homes.escalated(self.redis, self.key)          # maintainers' Homes list it
 
     async def fail(self, reason: str) -> None:
         await self.audit.write("job", "failed", reason)

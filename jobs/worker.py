@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from saq import CronJob, Worker
 
 from core import config as config_mod
-from core import render, slack
+from core import homes, render, slack
 from core.audit import scrub
 from core.chat import CannotPost, Chat
 from core.kinds import BadParams
@@ -26,7 +26,7 @@ from core.queue import OPEN, job_info, set_info
 from core.quotas import OverBudget, spender
 from core.services import Services
 from core.store import require_store, resolve
-from jobs import backport_sweep, firstissue
+from jobs import backport_sweep, firstissue, home
 from jobs.kinds import KINDS
 from jobs.runtime import JobFailed, JobRun, JobThread, NeedsPerson, RecordLost
 
@@ -72,6 +72,7 @@ async def _run_job(ctx: dict, request: dict) -> str:
     # GitHub calls and model tokens count for whoever asked (GitHub-triggered jobs share one budget).
     spender.set(request.get("requester") or "github")
     ended = True
+    await _note_home(services, request)
     try:
         if job.attempts > 1:
             await run.audit.write("job", "retry", f"attempt {job.attempts} (previous: {job.error or 'worker lost'})")
@@ -124,10 +125,17 @@ async def _run_job(ctx: dict, request: dict) -> str:
         return "failed"
     finally:
         await beats.remove(job)
+        await _note_home(services, request)
         if ended and request.get("requester"):
             with contextlib.suppress(Exception):
                 info = await run.thread.info()
                 await services.quotas.closed(request.get("requester", ""), info.get("channel", ""), job.key)
+
+
+async def _note_home(services: Services, request: dict) -> None:
+    """The requester's Home shows this job's status: mark it for the publisher."""
+    with contextlib.suppress(Exception):
+        await homes.mark_dirty(services.redis, request.get("requester", ""))
 
 
 async def _cannot_post(services: Services, run: JobRun, exc: Exception) -> str:
@@ -321,7 +329,8 @@ class Workers:
                           **dict(common, timers={"sweep": max(q.sweep_s, 10), "abort": 5, "schedule": 5}))
 
     async def start(self) -> None:
-        self.tasks = [asyncio.create_task(announce(self.services)), asyncio.create_task(self.heartbeats.run())]
+        self.tasks = [asyncio.create_task(announce(self.services)), asyncio.create_task(self.heartbeats.run()),
+                      asyncio.create_task(home.publisher(self.services))]
         loop = asyncio.get_running_loop()
         signals = [signal.SIGINT, signal.SIGTERM]
         for signum in signals:

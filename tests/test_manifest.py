@@ -21,3 +21,12 @@ def test_manifest_declares_every_command():
     scopes = set(data["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "usergroups:read", "im:write"} <= scopes
     assert "socket_mode_enabled" in data["settings"]
+
+
+def test_manifest_declares_the_home_tab_its_event_and_the_shortcut():
+    from commands.modals import SUMMARIZE_SHORTCUT
+
+    data = yaml.safe_load(MANIFEST.read_text())
+    assert data["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in data["settings"]["event_subscriptions"]["bot_events"]
+    assert [s["callback_id"] for s in data["features"]["shortcuts"]] == [SUMMARIZE_SHORTCUT]

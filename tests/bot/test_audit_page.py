@@ -34,11 +34,13 @@ def base_repo(remote):
     return remote
 
 
-async def finished_backport(make_bot, base_repo, github):
+async def finished_backport(make_bot, base_repo, github, **slack_cfg):
     fix = base_repo.commit("main", {"src/a.c": numbered(40).replace("line 5\n", "line five\n"),
                                     "web/page.html": f"<p>hello</p>\n{HOSTILE}\n"}, "Fix five")
     github.add_pull("acme/widget", 41, title=f"Fix five {HOSTILE}", merge_commit_sha=fix)
-    bot = await make_bot(config_dict(base_repo))
+    data = config_dict(base_repo)
+    data["slack"].update(slack_cfg)
+    bot = await make_bot(data)
     _, body = await bot.slash("/backport", "1.0 PR#41")
     key = body["text"].split("`")[1]
     info = await bot.final(key)
@@ -115,7 +117,7 @@ async def test_anything_but_a_link_the_bot_signed_gets_403(make_bot, base_repo, 
 
 
 async def test_the_link_is_for_maintainers_in_the_jobs_own_thread(make_bot, base_repo, github):
-    bot, key, info = await finished_backport(make_bot, base_repo, github)
+    bot, key, info = await finished_backport(make_bot, base_repo, github, security_channel="GSECRET01")
     assert "for maintainers" in await click_audit(bot, info, user="UOUTSIDE1")
     assert "job's own thread" in await click_audit(bot, info, channel="COTHER001")
     # An adversarial run's log holds security findings: its link is given only in the security channel.
@@ -123,6 +125,8 @@ async def test_the_link_is_for_maintainers_in_the_jobs_own_thread(make_bot, base
 
     await set_info(bot.services.redis, key, kind="adversarial")
     assert "security channel" in await click_audit(bot, info)
+    assert "security channel" in await click_audit(bot, info, channel="COTHER001")
+    assert f"/jobs/{key}?exp=" in await click_audit(bot, info, channel="GSECRET01")
 
 
 async def test_the_console_prints_a_working_link(make_bot, base_repo, github):

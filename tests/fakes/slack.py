@@ -32,6 +32,8 @@ class FakeSlack(FakeServer):
         self.socket_acks: list[dict] = []
         self.outside: set[str] = set()             # conversations the bot is not in: posting there fails
         self.not_member: set[str] = set()          # public channels it can see but was not invited to
+        self.homes: dict[str, dict] = {}           # user -> the Home view last published
+        self.views: list[dict] = []                # modals opened, newest last
 
     @property
     def api_url(self) -> str:
@@ -134,6 +136,56 @@ class FakeSlack(FakeServer):
     def m_chat_postEphemeral(self, args):
         self.ephemerals.append(args)
         return {"ok": True, "message_ts": "1.1"}
+
+    def _view_problem(self, view, limit: int) -> str:
+        """Slack's checks of a view: a JSON object of a known type, at most `limit` blocks, sections within 3,000
+        characters, buttons with a text of at most 75 and a value of at most 2,000 characters."""
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return "invalid_arguments"
+        if not isinstance(view, dict) or view.get("type") not in ("home", "modal"):
+            return "invalid_arguments"
+        blocks = view.get("blocks") or []
+        if len(blocks) > limit:
+            return "invalid_arguments"
+        for b in blocks:
+            if b.get("type") == "section" and len(b.get("text", {}).get("text", "")) > 3000:
+                return "invalid_arguments"
+            for e in b.get("elements", []) if b.get("type") == "actions" else []:
+                if len(e.get("text", {}).get("text", "")) > 75 or len(e.get("value", "")) > 2000:
+                    return "invalid_arguments"
+        return ""
+
+    def m_views_publish(self, args):
+        view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view")
+        if not args.get("user_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        problem = self._view_problem(view, 100)
+        if problem or view.get("type") != "home":
+            return {"ok": False, "error": problem or "invalid_arguments"}
+        self.homes[args["user_id"]] = view
+        return {"ok": True, "view": dict(view, id="V0001")}
+
+    def m_views_open(self, args):
+        view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view")
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        problem = self._view_problem(view, 100)
+        if problem or view.get("type") != "modal" or not view.get("title"):
+            return {"ok": False, "error": problem or "invalid_arguments"}
+        self.views.append(view)
+        return {"ok": True, "view": dict(view, id=f"V{len(self.views):04d}")}
+
+    def home_text(self, user: str) -> str:
+        out = []
+        for b in (self.homes.get(user) or {}).get("blocks", []):
+            if b.get("type") == "section":
+                out.append(b["text"]["text"])
+            for e in b.get("elements", []) if b.get("type") in ("actions", "context") else []:
+                out.append(e.get("text", {}).get("text", "") if isinstance(e.get("text"), dict) else e.get("text", ""))
+        return "\n".join(out)
 
     def m_conversations_info(self, args):
         channel = args.get("channel", "")
