@@ -81,6 +81,9 @@ class ConsoleChat:
     async def publish_home(self, user, view) -> None:
         return None                      # the console has no Home tab: /job and the threads show it all
 
+    async def open_view(self, trigger_id, view) -> None:
+        return None                      # no forms in the console: commands are typed whole
+
     async def find_user(self, name) -> str | None:
         return "U" + re.sub(r"[^A-Z0-9]", "", name.upper())[:20] if name else None
 
