@@ -1,10 +1,12 @@
 """`/firstissue @newcomer [--another]` hands out a curated issue (a job with a thread); the private pool is
-managed with `add <issue> [note]`, `list`, `remove <issue>` and `link @user <github-login>`, which answer
-privately. Maintainers only, except that anyone may link themselves."""
+managed with `add <issue> [note]`, `list`, `remove <issue>` and `link @user <github-login>`, and mentors with
+`mentor add @user [capacity]`, `mentor remove @user` and `mentors`, which answer privately. Maintainers only,
+except that anyone may link themselves."""
 
 from __future__ import annotations
 
 import re
+import time
 
 from commands.base import (
     Command,
@@ -16,6 +18,7 @@ from commands.base import (
     parse_person,
     parse_pr,
 )
+from core import render
 from core.github import GitHubError
 from core.queue import JobRequest
 from jobs import firstissue
@@ -53,6 +56,12 @@ async def run(inv: Invocation, args: list[str]) -> Reply | Later | JobRequest:
         if len(args) != 1:
             raise Usage("list takes nothing more")
         return Reply(await _list(inv, repo))
+    if sub == "mentors":
+        if len(args) != 1:
+            raise Usage("mentors takes nothing more")
+        return Reply(await _mentors(inv))
+    if sub == "mentor":
+        return Reply(await _mentor(inv, args[1:]))
     if sub == "link":
         if len(args) != 3:
             raise Usage("link takes a person and a GitHub login, e.g. link @newcomer octocat")
@@ -123,6 +132,53 @@ async def _link(inv: Invocation, user: str, name: str, login: str) -> str:
     return f"Linked <@{user}> to GitHub {login} ({how})."
 
 
+async def _mentor(inv: Invocation, args: list[str]) -> str:
+    """`mentor add @user [capacity]` · `mentor remove @user`: maintainers opt in (themselves or others)."""
+    if not args or args[0].lower() not in ("add", "remove"):
+        raise Usage("mentor add @user [capacity] or mentor remove @user")
+    if len(args) < 2:
+        raise Usage("name the mentor, e.g. mentor add @ada 2")
+    user, name = parse_person(args[1])
+    if not user:
+        user = await inv.services.chats[inv.dest].find_user(name) or ""
+        if not user:
+            return f"I cannot find @{name} in this workspace."
+    redis = inv.services.redis
+    if args[0].lower() == "remove":
+        if len(args) != 2:
+            raise Usage("mentor remove takes one person")
+        if not await firstissue.remove_mentor(redis, user):
+            return f"<@{user}> is not a mentor."
+        return f"<@{user}> is no longer a mentor; the newcomers they mentor keep them until their issue ends."
+    capacity = 2
+    if len(args) == 3:
+        text = args[2]
+        if not (text.isascii() and text.isdecimal() and 1 <= int(text) <= 20):
+            raise Usage(f"{text[:20]!r} is not a capacity from 1 to 20")
+        capacity = int(text)
+    elif len(args) > 3:
+        raise Usage("mentor add takes a person and at most a capacity")
+    await firstissue.add_mentor(redis, user, capacity, inv.user)
+    linked = await firstissue.linked_login(redis, user)
+    hint = "" if linked else (f" Link their GitHub login so reviews can be requested: "
+                              f"`/firstissue link <@{user}> <login>`.")
+    return f"<@{user}> mentors up to {capacity} newcomer(s) at a time.{hint}"
+
+
+async def _mentors(inv: Invocation) -> str:
+    redis = inv.services.redis
+    listed = await firstissue.mentors(redis)
+    if not listed:
+        return "No mentors yet. Maintainers opt in with `/firstissue mentor add @you [capacity]`."
+    taken = await firstissue.mentees(redis, [r.github for r in inv.config.repos])
+    lines = ["*Mentors* (handed out in turn, within their capacity)"]
+    for user in sorted(listed):
+        now = taken.get(user, [])
+        who = ", ".join(f"<@{u}> on {repo}#{n}" for repo, n, u in now) or "nobody right now"
+        lines.append(f"• <@{user}>: {len(now)}/{listed[user].get('capacity', 1)} — {who}")
+    return "\n".join(lines)
+
+
 async def _list(inv: Invocation, repo: str) -> str:
     entries = await firstissue.Pool(inv.services.redis, repo).entries()
     if not entries:
@@ -133,9 +189,15 @@ async def _list(inv: Invocation, repo: str) -> str:
         note = f" — {entry['note']}" if entry.get("note") else ""
         if hold:
             days = (now - hold["since"]) / 86400
-            state = f"held by <@{hold['user']}> ({hold['login']}) for {days:.0f} day(s), handed out by <@{hold['by']}>"
+            since = time.strftime("%Y-%m-%d", time.gmtime(hold["since"]))
+            state = (f"held by <@{hold['user']}> ({hold['login']}) since {since} ({days:.0f} day(s)), handed out "
+                     f"by <@{hold['by']}>")
+            if hold.get("last"):
+                state += (f"; last activity {time.strftime('%Y-%m-%d', time.gmtime(hold['last']))} "
+                          f"({render.inert(str(hold.get('last_what', '')))})")
+            state += f"; mentor <@{hold['mentor']}>" if hold.get("mentor") else "; no mentor"
             if hold.get("pr"):
-                state += f", PR #{hold['pr']} open"
+                state += f"; PR #{hold['pr']} open"
         else:
             state = "free"
         lines.append(f"• #{number}: {state}{note}")
@@ -144,12 +206,13 @@ async def _list(inv: Invocation, repo: str) -> str:
 
 COMMAND = Command(
     name="firstissue",
-    usage="/firstissue @newcomer [--another] | add <issue> [note] | list | remove <issue> | link @user <github-login>",
+    usage="/firstissue @newcomer [--another] | add <issue> [note] | list | remove <issue> | link @user <github-login>"
+          " | mentor add @user [capacity] | mentor remove @user | mentors",
     summary="hand a privately curated good-first issue to a named newcomer",
     maintainers_only=False,   # checked per subcommand: anyone may link themselves
     run=run,
     kind=firstissue.KIND,
     examples=("/firstissue @newcomer", "/firstissue add #1234 small parser fix", "/firstissue list"),
     who="maintainers; anyone may link their own login",
-    subcommands=("add", "list", "remove", "link", "mentor"),
+    subcommands=("add", "list", "remove", "link", "mentor", "mentors"),
 )

@@ -1,6 +1,7 @@
-"""Forms where typing is error-prone: `/backport` with no arguments opens a modal (the configured releases to
-pick from, a field for the refs), and the message shortcut "Summarize this PR" summarizes the PR a message links
-to. Both end in `commands.dispatch`, so they are authorised, checked and queued exactly as the typed command."""
+"""Forms and one-click commands: `/backport` with no arguments opens a modal (the configured releases to pick
+from, a field for the refs), the message shortcut "Summarize this PR" summarizes the PR a message links to, and
+the "Hand out the next issue" button (offered when a newcomer's first PR merges) hands them another. Each ends in
+`commands.dispatch`, so it is authorised, checked and queued exactly as the typed command."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 
 from commands.backport import BACKPORT_MODAL
 from commands.base import Invocation, in_background
+from jobs.firstissue import NEXT_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,20 @@ def register(app, services, dispatch) -> None:
         await ack()
         in_background(_tell(chat, channel, user, outcome.text))
 
+    @app.action(NEXT_ACTION)
+    async def on_next(ack, body):
+        await ack()
+        user = body["user"]["id"]
+        channel = str((body.get("channel") or {}).get("id", ""))
+        newcomer = str(body["actions"][0].get("value", ""))
+        if not USER.fullmatch(newcomer) or not CHANNEL.fullmatch(channel):
+            return
+        ts = str((body.get("message") or {}).get("ts", ""))
+        inv = Invocation(command="firstissue", text=f"<@{newcomer}>", user=user, channel=channel, dest="slack",
+                         services=services, nonce=f"next:{ts}:{newcomer}")
+        outcome = await dispatch(inv)
+        in_background(_tell(chat, channel, user, outcome.text))
+
     @app.shortcut(SUMMARIZE_SHORTCUT)
     async def on_summarize(ack, body):
         await ack()
@@ -74,6 +90,9 @@ def register(app, services, dispatch) -> None:
                          services=services, response_url=url if url.startswith(("https://", "http://")) else "")
         outcome = await dispatch(inv)
         in_background(_tell(chat, channel, user, outcome.text))
+
+
+USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 async def _tell(chat, channel: str, user: str, text: str) -> None:

@@ -84,6 +84,7 @@ class RepoConfig:
     adversarial: AdversarialConfig | None = None
     sandbox: SandboxConfig | None = None
     backport: BackportConfig | None = None
+    firstissue: FirstIssueConfig | None = None
     protected_branches: tuple[str, ...] = setting((), doc="besides default_branch, where backports may come from")
 
     def problems(self):
@@ -275,10 +276,14 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class FirstIssueConfig:
-    """`[firstissue]`: the newcomer's clock."""
+    """`[firstissue]` (or `[repos.firstissue]`): the newcomer's clock, who counts as a newcomer, and pinned
+    issues. The clock runs from the newcomer's own last activity (their comments on the issue, commits and
+    comments on their PR for it), never from the bot's nudge or other people's comments."""
 
-    nudge_after_days: float = setting(14.0, minimum=0.001, doc="quiet days before one friendly nudge")
-    return_after_days: float = setting(14.0, minimum=0.001, doc="days after the nudge before the issue returns")
+    nudge_after_days: float = setting(14.0, minimum=0.001, doc="days without the newcomer's activity before one nudge")
+    return_after_days: float = setting(14.0, minimum=0.001, doc="days after the nudge, still quiet, before it returns")
+    pin_label: str = setting("", doc="an issue carrying this label is never returned to the pool")
+    max_merged_prs: int = setting(2, minimum=0, doc="a person with more merged PRs in the repo is no newcomer")
 
 
 @dataclass(frozen=True)
@@ -301,7 +306,8 @@ class AccessRule:
 # Every command and subcommand an access rule may name (tests/commands/test_access.py keeps it equal to the
 # commands' own declarations).
 ACCESS_NAMES = ("backport", "backport status", "backport sweep", "summarize", "firstissue", "firstissue add",
-                "firstissue list", "firstissue remove", "firstissue link", "firstissue mentor", "provenance",
+                "firstissue list", "firstissue remove", "firstissue link", "firstissue mentor", "firstissue mentors",
+                "provenance",
                 "provenance selftest", "adversarial")
 
 
@@ -385,6 +391,9 @@ class Config:
 
     def backport_for(self, repo: RepoConfig) -> BackportConfig:
         return repo.backport or self.backport
+
+    def firstissue_for(self, repo: RepoConfig | None) -> FirstIssueConfig:
+        return (repo.firstissue if repo is not None else None) or self.firstissue
 
     def repo(self, github: str | None) -> RepoConfig | None:
         """The configured repo named owner/name (case-insensitive), or the default one for None."""
@@ -503,7 +512,7 @@ def parse(data: dict[str, Any], *, env: Env = Env(), path: Path | None = None) -
         if not isinstance(raw.get("github"), str):
             raise fail(f"{key}.github", f"expected \"owner/name\", got {raw.get('github')!r}")
         nested = {name: build(TABLES[name], raw[name], f"{key}.{name}", fail)
-                  for name in ("adversarial", "sandbox", "backport") if name in raw}
+                  for name in ("adversarial", "sandbox", "backport", "firstissue") if name in raw}
         repo = build(RepoConfig, {k: v for k, v in raw.items() if k not in nested}, key, fail)
         if not repo.clone_url:
             web = "https://github.com" if "api.github.com" in env.github_api_url else env.github_api_url.split("/api/")[0]

@@ -194,6 +194,20 @@ class GitHubClient:
                 return False
             raise
 
+    async def timeline(self, repo: str, number: int, limit: int = 1000) -> list[dict]:
+        """An issue's or PR's timeline events (comments, cross-references, reviews, pushes), oldest first."""
+        return await self.paginate(repo, f"/repos/{repo}/issues/{number}/timeline", limit=limit)
+
+    async def merged_pulls_by(self, repo: str, login: str) -> int:
+        """How many of `login`'s PRs were merged in `repo` (GitHub's search count)."""
+        resp = await self.request(repo, "GET", "/search/issues",
+                                  params={"q": f"repo:{repo} is:pr is:merged author:{login}", "per_page": 1})
+        return int(resp.get("total_count", 0)) if isinstance(resp, dict) else 0
+
+    async def request_reviewers(self, repo: str, number: int, logins: list[str]) -> None:
+        await self.request(repo, "POST", f"/repos/{repo}/pulls/{number}/requested_reviewers",
+                           json={"reviewers": logins})
+
     async def linked_open_pulls(self, repo: str, number: int) -> list[int]:
         """Open PRs that reference the issue (cross-referenced events on its timeline)."""
         events = await self.paginate(repo, f"/repos/{repo}/issues/{number}/timeline", limit=500)

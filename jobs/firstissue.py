@@ -2,15 +2,20 @@
 
 `Pool` is the bookkeeping: the pool of curated issues, who holds which (a claim is one HSETNX, so two
 maintainers handing out at once never give the same issue twice) and the Slack → GitHub login links.
-`run` is the hand-out job, `follow_up` the periodic nudge-and-return (its clock passed in, so tests drive
-it), and `pr_opened` tells the maintainer when the newcomer opens a PR for their issue."""
+`run` is the hand-out job (newcomers only: their merged PRs are counted on GitHub; a mentor with spare capacity
+is named, round robin), `follow_up` the periodic nudge-and-return on a clock that counts only the newcomer's
+own activity (its clock passed in, so tests drive it), `pr_opened` tells the maintainer when the newcomer opens
+a PR for their issue and asks the mentor's review, and `pr_merged` thanks them, frees the mentor and offers the
+maintainer the next issue."""
 
 from __future__ import annotations
 
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from core import homes, render
 from core import payload as gh_payload
@@ -23,9 +28,10 @@ DAY = 86400
 LINKS = "bot:fi:links"
 
 
-def periods(config) -> tuple[float, float]:
-    """`[firstissue]`: seconds of quiet before the nudge, and after it before the issue returns."""
-    return config.firstissue.nudge_after_days * DAY, config.firstissue.return_after_days * DAY
+def periods(config, repo: str | None = None) -> tuple[float, float]:
+    """`[firstissue]` (or the repo's): seconds of quiet before the nudge, and after it before the issue returns."""
+    cfg = config.firstissue_for(config.repo(repo) if repo else None)
+    return cfg.nudge_after_days * DAY, cfg.return_after_days * DAY
 
 
 class Pool:
@@ -177,15 +183,21 @@ async def run(job: JobRun) -> None:
         held = picked["number"]
         await job.done(f"<@{user}> already holds #{held}; one at a time. Use `/firstissue <@{user}> --another` "
                        "to hand out a second.", detail=f"already holds #{held}")
+    elif outcome == "not-newcomer":
+        await job.done(f"<@{user}> (GitHub `{login}`) has {picked['merged']} merged PRs in {job.params.repo}, more "
+                       f"than `[firstissue] max_merged_prs` = {picked['limit']}: first issues are kept for "
+                       "newcomers, so nothing was handed out.", detail="not a newcomer")
     elif outcome == "empty":
         await job.done("The pool has no open, unassigned issue right now. Add some with `/firstissue add <issue>`.",
                        detail="pool empty")
     else:
         number, title = picked["number"], picked["title"]
-        nudge, _ = periods(job.config)
+        nudge, _ = periods(job.config, job.params.repo)
+        mentor = (f" Their mentor is <@{picked['mentor']}> (told by DM)." if picked.get("mentor")
+                  else " No mentor has a free slot (`/firstissue mentors`).")
         await job.done(f":seedling: Handed #{number} ({render.inert(title)}) to <@{user}> (GitHub `{login}`), "
-                       f"assigned on GitHub and sent by DM. I will nudge them after {nudge / DAY:g} quiet days and "
-                       "tell you when they open a PR.", detail=f"#{number} → <@{user}>")
+                       f"assigned on GitHub and sent by DM.{mentor} I will nudge them after {nudge / DAY:g} days "
+                       "without activity of theirs and tell you when they open a PR.", detail=f"#{number} → <@{user}>")
 
 
 async def _pick(job: JobRun) -> dict:
@@ -206,6 +218,11 @@ async def _pick(job: JobRun) -> dict:
     held = [n for n, h in holds.items() if h["user"] == user and n not in mine]
     if held and not p.another and not mine:
         return {"outcome": "holds", "user": user, "number": held[0]}
+    limit = job.config.firstissue_for(job.config.repo(repo)).max_merged_prs
+    if not mine:
+        merged = await gh.merged_pulls_by(repo, login)
+        if merged > limit:
+            return {"outcome": "not-newcomer", "user": user, "login": login, "merged": merged, "limit": limit}
     now = job.services.clock()
     picked = None
     for number, entry, hold in await pool.entries():
@@ -234,10 +251,15 @@ async def _pick(job: JobRun) -> dict:
     if picked is None:
         return {"outcome": "empty", "user": user}
     number, entry = picked
+    hold = await pool.hold(number) or {}
+    mentor = hold.get("mentor") or await choose_mentor(job.redis, [r.github for r in job.config.repos], user)
+    if mentor and hold.get("mentor") != mentor:
+        hold["mentor"] = mentor
+        await pool.update_hold(number, hold)
     await homes.mark_dirty(job.redis, user)          # their Home shows the issue they hold
     issue = await gh.issue(repo, number)
     return {"outcome": "picked", "user": user, "login": login, "number": number, "note": entry.get("note", ""),
-            "title": issue.get("title", ""), "url": issue.get("html_url", "")}
+            "title": issue.get("title", ""), "url": issue.get("html_url", ""), "mentor": mentor}
 
 
 async def _tell(job: JobRun, picked: dict) -> dict:
@@ -251,6 +273,15 @@ async def _tell(job: JobRun, picked: dict) -> dict:
     except Exception:
         await job.thread.unclaim("dm")
         raise
+    mentor = picked.get("mentor")
+    if mentor and await job.thread.claim("dm-mentor"):
+        try:
+            await chat.dm(mentor, f"Hi <@{mentor}>! You are mentoring <@{user}> on #{picked['number']} "
+                                  f"(*{render.inert(picked['title'])}*) {picked['url']} in {repo}, handed out by "
+                                  f"<@{by}>. I will ask for your review when their PR opens.")
+        except Exception:
+            await job.thread.unclaim("dm-mentor")
+            raise
     return {}
 
 
@@ -263,7 +294,9 @@ async def _dm(job: JobRun, chat, picked: dict, user: str, repo: str, by: str) ->
         await chat.dm(user, f"Hi <@{user}>, welcome! <@{by}> picked a first issue for you: "
                             f"*{render.inert(picked['title'])}* {picked['url']} — it is assigned to "
                             f"you on GitHub ({picked['login']}).{note}\n\n{await _how_to_build(job, repo)}\n\n"
-                            f"Questions? Ask <@{by}>, or reply in the project's channel.")
+                            + (f"Your mentor is <@{picked['mentor']}>: ask them anything, and they will review "
+                               "your PR. " if picked.get("mentor") else "")
+                            + f"Questions? Ask <@{by}>, or reply in the project's channel.")
 
 
 async def _still_free(gh, repo: str, number: int) -> str:
@@ -283,33 +316,170 @@ async def _still_free(gh, repo: str, number: int) -> str:
     return ""
 
 
+# --- mentors ------------------------------------------------------------------------------------------------
+MENTORS = "bot:fi:mentors"          # Slack user -> {"capacity": n, "by": who added them}
+MENTOR_TURN = "bot:fi:mentor-turn"  # round-robin counter
+
+
+async def mentors(redis) -> dict[str, dict]:
+    raw = await redis.hgetall(MENTORS)
+    return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
+
+
+async def add_mentor(redis, user: str, capacity: int, by: str) -> None:
+    await redis.hset(MENTORS, user, json.dumps({"capacity": capacity, "by": by}))
+
+
+async def remove_mentor(redis, user: str) -> bool:
+    return bool(await redis.hdel(MENTORS, user))
+
+
+async def mentees(redis, repos) -> dict[str, list[tuple[str, int, str]]]:
+    """Each mentor's current newcomers: (repo, issue, newcomer) — a slot is held exactly while the hold is."""
+    out: dict[str, list[tuple[str, int, str]]] = {}
+    for repo in repos:
+        for number, hold in (await Pool(redis, repo).holds()).items():
+            if hold.get("mentor"):
+                out.setdefault(hold["mentor"], []).append((repo, number, hold["user"]))
+    return out
+
+
+async def choose_mentor(redis, repos, newcomer: str) -> str:
+    """The next mentor in turn with a free slot ('' when none has one); never the newcomer themselves."""
+    listed = await mentors(redis)
+    names = sorted(u for u in listed if u != newcomer)
+    if not names:
+        return ""
+    load = {m: len(v) for m, v in (await mentees(redis, repos)).items()}
+    start = int(await redis.incr(MENTOR_TURN)) - 1
+    for i in range(len(names)):
+        m = names[(start + i) % len(names)]
+        if load.get(m, 0) < int(listed[m].get("capacity", 1)):
+            return m
+    return ""
+
+
+# --- the newcomer's clock -------------------------------------------------------------------------------------
+def _when(text) -> float:
+    if not isinstance(text, str) or len(text) > 40:
+        return 0.0
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _login(obj) -> str:
+    return str((obj or {}).get("login") or "").lower() if isinstance(obj, dict) else ""
+
+
+async def last_activity(gh, repo: str, number: int, hold: dict) -> tuple[float, str]:
+    """The newcomer's own latest activity (time, what): their comments on the issue, a PR of theirs that
+    references it, commits, comments and review replies on their PR. Nobody else's, and not the bot's nudge."""
+    login = str(hold.get("login", "")).lower()
+    best: tuple[float, str] = (float(hold.get("since", 0)), "was handed the issue")
+
+    def seen(when: float, what: str) -> None:
+        nonlocal best
+        if when > best[0]:
+            best = (when, what)
+
+    for e in await gh.timeline(repo, number):
+        kind = e.get("event")
+        if kind == "commented" and _login(e.get("user") or e.get("actor")) == login:
+            seen(_when(e.get("created_at")), f"commented on #{number}")
+        elif kind == "cross-referenced":
+            source = (e.get("source") or {}).get("issue") or {}
+            if _login(source.get("user")) == login:
+                seen(_when(e.get("created_at")), f"referenced #{number} from #{source.get('number')}")
+    pr = int(hold.get("pr") or 0)
+    if pr:
+        seen(float(hold.get("pr_at") or 0), f"opened PR #{pr}")
+        for c in await gh.pull_commits(repo, pr):
+            if _login(c.get("author")) == login or _login(c.get("committer")) == login:
+                commit = c.get("commit") or {}
+                seen(_when((commit.get("committer") or {}).get("date") or (commit.get("author") or {}).get("date")),
+                     f"pushed a commit to PR #{pr}")
+        for e in await gh.timeline(repo, pr):
+            kind = e.get("event")
+            who = _login(e.get("user") or e.get("actor"))
+            if who != login:
+                continue
+            if kind == "commented":
+                seen(_when(e.get("created_at")), f"commented on PR #{pr}")
+            elif kind == "reviewed":
+                seen(_when(e.get("submitted_at") or e.get("created_at")), f"replied to a review on PR #{pr}")
+            elif kind in ("head_ref_force_pushed", "committed"):
+                seen(_when(e.get("created_at")), f"pushed to PR #{pr}")
+    return best
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+async def _pinned(gh, repo: str, number: int, label: str) -> bool:
+    if not label or gh is None:
+        return False
+    issue = await gh.issue(repo, number)
+    return any(str((lbl or {}).get("name", "")).lower() == label.lower() for lbl in issue.get("labels") or []
+               if isinstance(lbl, dict))
+
+
 async def follow_up(services, now: float) -> list[str]:
-    """Nudge quiet holders once; later, return their issue to the pool. Returns what it did (for logs)."""
-    nudge_after, return_after = periods(services.config)
+    """Nudge a holder once when their own activity has stopped for `nudge_after_days`; return the issue when
+    they are still quiet `return_after_days` after the nudge (never a pinned one). Each says why. Returns what
+    it did (for logs)."""
     chat = services.chats.get("slack") or services.chats.get("console")
+    gh = services.github
     done = []
     for repo_cfg in services.config.repos:
+        cfg = services.config.firstissue_for(repo_cfg)
+        nudge_after, return_after = cfg.nudge_after_days * DAY, cfg.return_after_days * DAY
         pool = Pool(services.redis, repo_cfg.github)
         for number, hold in (await pool.holds()).items():
-            if hold.get("pr"):
-                continue
             thread = JobThread(chat, services.redis, hold["key"])
-            if not hold.get("nudged") and now - hold["since"] >= nudge_after:
+            if gh is not None:
+                last, what = await last_activity(gh, repo_cfg.github, number, hold)
+            else:
+                last, what = float(hold.get("since", 0)), "was handed the issue"
+            if (last, what) != (hold.get("last"), hold.get("last_what")):
+                hold["last"], hold["last_what"] = last, what
+                await pool.update_hold(number, hold)
+            nudged = float(hold.get("nudged") or 0)
+            quiet_days = (now - last) / DAY
+            if nudged > last:                       # nudged, and nothing from them since
+                if now - nudged < return_after:
+                    continue
+                if await _pinned(gh, repo_cfg.github, number, cfg.pin_label):
+                    if not hold.get("pin_said"):
+                        hold["pin_said"] = now
+                        await pool.update_hold(number, hold)
+                        await thread.reply(f"#{number} is labelled `{render.inert(cfg.pin_label)}`, so it stays "
+                                           f"with <@{hold['user']}> although they have been quiet since "
+                                           f"{_day(last)}.")
+                    continue
+                if gh is not None:
+                    await gh.unassign(repo_cfg.github, number, hold["login"])
+                await pool.release(number)
+                await homes.mark_dirty(services.redis, hold["user"], hold.get("by", ""))
+                await thread.reply(f"<@{hold['by']}> #{number} went back to the pool: <@{hold['user']}>'s last "
+                                   f"activity was on {_day(last)} ({render.inert(what)}), I nudged them on "
+                                   f"{_day(nudged)}, and nothing came in the {return_after / DAY:g} days since. "
+                                   "Unassigned on GitHub." + (f" <@{hold['mentor']}>'s mentoring slot is free "
+                                                              "again." if hold.get("mentor") else ""))
+                done.append(f"returned {repo_cfg.github}#{number}")
+            elif now - last >= nudge_after:
                 await chat.dm(hold["user"], f"Hi <@{hold['user']}>! Just checking in on #{number} in "
-                                            f"{repo_cfg.github}. Stuck, or busy? Either is fine: ask <@{hold['by']}> "
-                                            "for a hand, or say so and it goes back to the pool.")
+                                            f"{repo_cfg.github}: the last I saw from you was on {_day(last)} (you "
+                                            f"{render.inert(what)}), {quiet_days:.0f} days ago. Stuck, or busy? "
+                                            f"Either is fine: ask <@{hold.get('mentor') or hold['by']}> for a hand, "
+                                            f"or say so and it goes back to the pool.")
                 hold["nudged"] = now
                 await pool.update_hold(number, hold)
-                await thread.reply(f"Nudged <@{hold['user']}> about #{number} after "
-                                   f"{nudge_after / DAY:g} quiet days.")
+                await thread.reply(f"Nudged <@{hold['user']}> about #{number}: no activity of theirs for "
+                                   f"{quiet_days:.0f} days (last: {render.inert(what)} on {_day(last)}).")
                 done.append(f"nudged {repo_cfg.github}#{number}")
-            elif hold.get("nudged") and now - hold["nudged"] >= return_after:
-                if services.github is not None:
-                    await services.github.unassign(repo_cfg.github, number, hold["login"])
-                await pool.release(number)
-                await thread.reply(f"<@{hold['by']}> #{number} went back to the pool: <@{hold['user']}> was quiet "
-                                   f"for {return_after / DAY:g} days after the nudge. Unassigned on GitHub.")
-                done.append(f"returned {repo_cfg.github}#{number}")
     return done
 
 
@@ -328,11 +498,75 @@ async def pr_opened(services, repo: str, pr: dict) -> bool:
     for number, hold in (await pool.holds()).items():
         if hold["login"].lower() == author.lower() and number in refs and not hold.get("pr"):
             hold["pr"] = pr["number"]
+            hold["pr_at"] = services.clock()              # opening it is activity of theirs
             await pool.update_hold(number, hold)
-            await JobThread(chat, services.redis, hold["key"]).reply(
+            thread = JobThread(chat, services.redis, hold["key"])
+            await thread.reply(
                 f"<@{hold['by']}> :tada: <@{hold['user']}> opened PR #{pr['number']} for #{number}: "
                 f"{render.inert(pr.get('html_url', ''))}", once=f"pr-opened:{pr['number']}")
+            await _ask_mentor_review(services, thread, repo, hold, int(pr["number"]), author)
             return True
+    return False
+
+
+async def _ask_mentor_review(services, thread: JobThread, repo: str, hold: dict, pr: int, author: str) -> None:
+    """The newcomer's mentor is requested as a reviewer of their PR (their linked GitHub login), once."""
+    mentor = hold.get("mentor")
+    if not mentor or services.github is None:
+        return
+    login = await linked_login(services.redis, mentor)
+    if not login or login.lower() == author.lower():
+        await thread.reply(f"<@{mentor}> is the mentor, but has no linked GitHub login to request a review from "
+                           f"(`/firstissue link <@{mentor}> <login>`).", once=f"review-nolink:{pr}")
+        return
+    if not await thread.claim(f"review:{pr}"):
+        return
+    try:
+        await services.github.request_reviewers(repo, pr, [login])
+    except GitHubError as exc:
+        if exc.status is not None:
+            await thread.unclaim(f"review:{pr}")
+        await thread.reply(f"Could not request <@{mentor}>'s review on #{pr}: {render.inert(str(exc))[:200]}",
+                           once=f"review-fail:{pr}")
+        return
+    await thread.reply(f"Requested a review from <@{mentor}> (GitHub `{login}`), the mentor.", once=f"review-said:{pr}")
+
+
+NEXT_ACTION = "firstissue_next"
+
+
+async def pr_merged(services, repo: str, pr: dict) -> bool:
+    """A holder's PR for their issue merged: thanks in the hand-out thread, the mentor told and freed, the
+    issue out of the pool, and the maintainer who handed it out offered the next one (a button)."""
+    author = _login(pr.get("user"))
+    text = f"{pr.get('title') or ''}\n{pr.get('body') or ''}"
+    refs = {int(n) for n in re.findall(r"(?<![\w/])#(\d{1,7})\b", text)}
+    pool = Pool(services.redis, repo)
+    chat = services.chats.get("slack") or services.chats.get("console")
+    for number, hold in (await pool.holds()).items():
+        if hold["login"].lower() != author or not (hold.get("pr") == pr["number"] or number in refs):
+            continue
+        thread = JobThread(chat, services.redis, hold["key"])
+        user, by, mentor = hold["user"], hold["by"], hold.get("mentor", "")
+        await thread.reply(f":tada: <@{user}>'s PR #{pr['number']} for #{number} is merged. Thank you, <@{user}>, "
+                           "and welcome to the contributors!", once=f"merged:{pr['number']}")
+        if mentor and await thread.claim(f"merged-mentor:{pr['number']}"):
+            try:
+                await chat.dm(mentor, f"<@{user}>'s PR #{pr['number']} for #{number} in {repo} is merged: thank "
+                                      "you for mentoring them! Your slot is free again.")
+            except Exception:
+                await thread.unclaim(f"merged-mentor:{pr['number']}")
+                raise
+        offer = f"<@{by}> Hand <@{user}> their next issue?"
+        await thread.reply(offer, [render.section(offer), {"type": "actions", "block_id": "firstissue_next",
+                                                           "elements": [{"type": "button", "action_id": NEXT_ACTION,
+                                                                         "style": "primary", "value": user,
+                                                                         "text": {"type": "plain_text",
+                                                                                  "text": "Hand out the next issue"}}]}],
+                           once=f"offer:{pr['number']}")
+        await pool.remove(number)          # done: out of the pool, and the hold (and the mentor's slot) with it
+        await homes.mark_dirty(services.redis, user, by, mentor)
+        return True
     return False
 
 
@@ -344,7 +578,11 @@ async def pr_opened_job(job) -> None:
         return await pr_opened(job.services, p.repo, {"number": p.number, "title": p.title, "body": p.body,
                                                       "html_url": p.html_url, "user": {"login": p.login}})
 
-    told = await job.stage("tell", tell)       # one stage; its reply is once-marked in the hand-out thread
+    async def merged() -> bool:
+        return await pr_merged(job.services, p.repo, {"number": p.number, "title": p.title, "body": p.body,
+                                                      "html_url": p.html_url, "user": {"login": p.login}})
+
+    told = await job.stage("tell", merged if p.merged else tell)   # its replies are once-marked in the thread
     await set_info(job.redis, job.key, status="done", detail="told the hand-out thread" if told else "not a hold")
 
 
@@ -372,6 +610,7 @@ class PrOpenedParams(Params):
     title: str = ""
     body: str = ""
     html_url: str = ""
+    merged: bool = False         # closed and merged (else: just opened)
     quiet: bool = True
 
 
@@ -386,9 +625,11 @@ async def on_pull_request(services, repo, payload: dict) -> list[JobRequest]:
     pr = gh_payload.obj(payload.get("pull_request"))
     pr_number = gh_payload.number(pr.get("number"))
     author = gh_payload.login(gh_payload.obj(pr.get("user")).get("login"))
-    if payload.get("action") != "opened" or pr_number is None or not author:
+    merged = payload.get("action") == "closed" and pr.get("merged") is True
+    if (payload.get("action") != "opened" and not merged) or pr_number is None or not author:
         return []
     params = PrOpenedParams(repo=repo.github, number=pr_number, login=author, title=gh_payload.text(pr.get("title"))[:300],
-                            body=gh_payload.text(pr.get("body"))[:5000], html_url=gh_payload.text(pr.get("html_url"))[:300])
+                            body=gh_payload.text(pr.get("body"))[:5000], html_url=gh_payload.text(pr.get("html_url"))[:300],
+                            merged=merged)
     return [JobRequest(kind=PR_OPENED, params=params, priority="low", dest="slack",
                        summary=f"PR #{pr_number} opened ({repo.github})", channel=services.config.slack.notify_channel)]

@@ -58,6 +58,8 @@ class FakeGitHub(FakeServer):
             ("DELETE", r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/labels/(?P<name>[^/]+)", self.remove_label),
             ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/statuses/(?P<sha>[0-9a-f]{40})", self.create_status),
             ("POST", r"/graphql", self.graphql),
+            ("GET", r"/search/issues", self.search_issues),
+            ("POST", r"/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)/requested_reviewers", self.request_reviewers),
         ]
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -189,6 +191,41 @@ class FakeGitHub(FakeServer):
         """The latest state of one status context on a commit, as GitHub's combined status shows it."""
         states = [s["state"] for s in self.statuses.get(repo, {}).get(sha, []) if s["context"] == context]
         return states[-1] if states else None
+
+    async def search_issues(self, request, body):
+        """REST search, as the bot uses it: `repo:` `is:pr` `is:merged` `author:` qualifiers; 422 without a query."""
+        from tests.fakes.github_graphql import search_terms
+
+        q = request.query.get("q", "")
+        if not q:
+            return web.json_response({"message": "Validation Failed", "errors": [
+                {"resource": "Search", "field": "q", "code": "missing"}]}, status=422)
+        terms = search_terms(q)
+        repos = [v for k, v in terms if k == "repo"] or list(self.pulls)
+        authors = {v.lower() for k, v in terms if k == "author"}
+        items = []
+        for repo in repos:
+            for pr in self.pulls.get(repo, {}).values():
+                if ("is", "merged") in terms and not pr.get("merged"):
+                    continue
+                if authors and str(pr.get("user", {}).get("login", "")).lower() not in authors:
+                    continue
+                items.append({"number": pr["number"], "title": pr["title"], "pull_request": {"merged_at":
+                                                                                         pr.get("merged_at")}})
+        per = min(int(request.query.get("per_page", 30)), 100)
+        return web.json_response({"total_count": len(items), "incomplete_results": False, "items": items[:per]})
+
+    async def request_reviewers(self, request, body, repo, n):
+        pr = self.pulls.get(repo, {}).get(int(n))
+        if pr is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        reviewers = body.get("reviewers") or []
+        if pr.get("user", {}).get("login") in reviewers:
+            return web.json_response({"message": "Review cannot be requested from pull request author.",
+                                      "documentation_url": "https://docs.github.com/rest/pulls/review-requests"},
+                                     status=422)
+        pr.setdefault("requested_reviewers", []).extend({"login": r} for r in reviewers)
+        return web.json_response(pr, status=201)
 
     async def graphql(self, request, body):
         return web.json_response(await self.gql.execute(body))

@@ -180,7 +180,7 @@ async def test_nudge_then_return_on_a_controlled_clock(make_bot, remote, github,
     assert "• #1: free" in await ask(bot, "list")
 
 
-async def test_a_pr_for_the_issue_tells_the_maintainer_and_stops_nudges(make_bot, remote, github):
+async def test_a_pr_for_the_issue_tells_the_maintainer_and_restarts_the_clock(make_bot, remote, github):
     bot = await setup(make_bot, remote, github)
     await pool_with(bot, 1)
     await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
@@ -192,7 +192,10 @@ async def test_a_pr_for_the_issue_tells_the_maintainer_and_stops_nudges(make_bot
     assert status == 200
     # The notice is a job of its own (the webhook only queues): it arrives shortly after.
     await bot.slack.wait_for(lambda: "opened PR #77 for #1" in bot.thread_of(info), what="the PR notice")
-    assert await firstissue.follow_up(bot.services, bot.services.clock() + 60 * 86400) == []
+    # Opening the PR is activity of theirs: the clock starts again from it.
+    opened = (await firstissue.Pool(bot.services.redis, "acme/widget").hold(1))["pr_at"]
+    assert await firstissue.follow_up(bot.services, opened + 13 * 86400) == []
+    assert await firstissue.follow_up(bot.services, opened + 14 * 86400) == ["nudged acme/widget#1"]
 
 
 async def test_linking_yourself_needs_proof_and_a_login_has_one_owner(make_bot, remote, github, slack):
@@ -225,3 +228,145 @@ async def test_linking_yourself_needs_proof_and_a_login_has_one_owner(make_bot, 
     assert "confirmed by a maintainer" in await link(f"link <@{NEWCOMER}|n> torvalds", None)
     assert await firstissue.linked_login(bot.services.redis, OUTSIDER) is None
     assert await firstissue.login_owner(bot.services.redis, "TORVALDS") == NEWCOMER
+
+
+# --- #20: fair clocks, newcomers only, mentors, the first merge ------------------------------------------------
+DAY = 86400
+
+
+def iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def comment(t: float, login: str) -> dict:
+    return {"event": "commented", "created_at": iso(t), "user": {"login": login}, "actor": {"login": login},
+            "body": "..."}
+
+
+async def clocked(make_bot, remote, github, **firstissue_cfg):
+    bot = await setup(make_bot, remote, github, firstissue={"nudge_after_days": 14, "return_after_days": 7,
+                                                            **firstissue_cfg})
+    clock = [1_800_000_000.0]
+    bot.services.clock = lambda: clock[0]
+    await pool_with(bot, 1)
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    key, info = await handout(bot, f"<@{NEWCOMER}>")
+    assert info["status"] == "done", bot.thread_of(info)
+    return bot, clock[0], info
+
+
+async def test_the_clock_counts_only_the_newcomers_own_activity(make_bot, remote, github, slack):
+    bot, t0, info = await clocked(make_bot, remote, github)
+    events = github.timelines.setdefault("acme/widget", {}).setdefault(1, [])
+    events.append(comment(t0 + 10 * DAY, "newbie"))               # theirs: the clock restarts here
+    events.append(comment(t0 + 12 * DAY, "maintainer-bot"))       # the bot's: no effect
+    events.append(comment(t0 + 13 * DAY, "someone-else"))         # another person's: no effect
+    services = bot.services
+    assert await firstissue.follow_up(services, t0 + 14 * DAY) == []         # only 4 quiet days of theirs
+    assert await firstissue.follow_up(services, t0 + 23.9 * DAY) == []
+    assert await firstissue.follow_up(services, t0 + 24 * DAY) == ["nudged acme/widget#1"]
+    dm = [m for m in slack.messages.values() if m["channel"] == "DNEWBIE01"][-1]["text"]
+    assert "you commented on #1" in dm and "14 days ago" in dm
+    assert "no activity of theirs for 14 days (last: commented on #1" in bot.thread_of(info)
+    events.append(comment(t0 + 26 * DAY, "someone-else"))         # still not theirs
+    assert await firstissue.follow_up(services, t0 + 30.9 * DAY) == []
+    assert await firstissue.follow_up(services, t0 + 31 * DAY) == ["returned acme/widget#1"]
+    thread = bot.thread_of(info)
+    assert "last activity was on" in thread and "(commented on #1)" in thread and "nothing came in the 7 days" in thread
+
+
+async def test_a_commit_on_their_pr_after_the_nudge_stops_the_return(make_bot, remote, github, slack):
+    bot, t0, info = await clocked(make_bot, remote, github)
+    services = bot.services
+    assert await firstissue.follow_up(services, t0 + 14 * DAY) == ["nudged acme/widget#1"]
+    pool = firstissue.Pool(services.redis, "acme/widget")
+    hold = await pool.hold(1)
+    hold["pr"], hold["pr_at"] = 88, t0 + 1
+    await pool.update_hold(1, hold)
+    github.add_pull("acme/widget", 88, title="Fix", merge_commit_sha=None, merged=False, commits=[
+        {"sha": "c" * 40, "author": {"login": "newbie"},
+         "commit": {"message": "fix", "committer": {"date": iso(t0 + 16 * DAY)}}}])
+    assert await firstissue.follow_up(services, t0 + 21 * DAY) == []           # pushed after the nudge
+    assert (await pool.hold(1))["last_what"] == "pushed a commit to PR #88"
+    assert "last activity" in await ask(bot, "list") and "pushed a commit to PR #88" in await ask(bot, "list")
+
+
+async def test_a_pinned_issue_is_never_returned(make_bot, remote, github, slack):
+    bot, t0, info = await clocked(make_bot, remote, github, pin_label="pinned")
+    github.issues["acme/widget"][1]["labels"] = [{"name": "Pinned"}]
+    services = bot.services
+    assert await firstissue.follow_up(services, t0 + 14 * DAY) == ["nudged acme/widget#1"]
+    for days in (21, 40, 400):
+        assert await firstissue.follow_up(services, t0 + days * DAY) == []
+    assert (await firstissue.Pool(services.redis, "acme/widget").hold(1))["user"] == NEWCOMER
+    assert bot.thread_of(info).count("is labelled `pinned`, so it stays") == 1
+
+
+async def test_a_contributor_above_the_threshold_is_refused(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github, firstissue={"max_merged_prs": 2})
+    await pool_with(bot, 1)
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    for n in (301, 302, 303):
+        github.add_pull("acme/widget", n, title="x", merge_commit_sha="a" * 40)["user"]["login"] = "newbie"
+    key, info = await handout(bot, f"<@{NEWCOMER}>")
+    assert "has 3 merged PRs" in bot.thread_of(info) and "max_merged_prs` = 2" in bot.thread_of(info)
+    assert github.issues["acme/widget"][1]["assignees"] == []
+    github.pulls["acme/widget"][303]["merged"] = False                 # two merged: still a newcomer
+    key, info = await handout(bot, f"<@{NEWCOMER}> --another")
+    assert "Handed #1" in bot.thread_of(info)
+
+
+async def test_mentors_rotate_within_capacity_and_are_told(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github)
+    github.add_issue("acme/widget", 4, "Small fix 4")
+    await pool_with(bot, 1, 2, 3, 4)
+    assert "mentors up to 1" in await ask(bot, "mentor add <@UMENTORA1|a> 1")
+    assert "mentors up to 2" in await ask(bot, "mentor add <@UMENTORB1|b> 2")
+    assert "not a capacity" in await ask(bot, "mentor add <@UMENTORB1|b> ²")
+    people = ["UNEWA0001", "UNEWB0001", "UNEWC0001", "UNEWD0001"]
+    mentors = []
+    for i, person in enumerate(people):
+        await firstissue.link(bot.services.redis, person, f"new{i}")
+        key, info = await handout(bot, f"<@{person}>")
+        text = bot.thread_of(info)
+        mentors.append(next((m for m in ("UMENTORA1", "UMENTORB1") if f"mentor is <@{m}>" in text), ""))
+    assert mentors == ["UMENTORA1", "UMENTORB1", "UMENTORB1", ""]        # in turn, within capacity; then none
+    assert "No mentor has a free slot" in bot.thread_of(info)
+    dms = [m["text"] for m in slack.messages.values() if m["channel"] == "DMENTORB1"]
+    assert len(dms) == 2 and "You are mentoring <@UNEWB0001>" in dms[0]
+    listing = await ask(bot, "mentors")
+    assert "<@UMENTORA1>: 1/1" in listing and "<@UMENTORB1>: 2/2" in listing
+    assert "mentor <@UMENTORA1>" in await ask(bot, "list")
+
+
+async def test_the_first_merge_thanks_frees_the_mentor_and_offers_the_next(make_bot, remote, github, slack):
+    bot = await setup(make_bot, remote, github)
+    await pool_with(bot, 1, 2)
+    await ask(bot, "mentor add <@UMENTORA1|a> 1")
+    await firstissue.link(bot.services.redis, "UMENTORA1", "mentor-gh")
+    await firstissue.link(bot.services.redis, NEWCOMER, "newbie")
+    key, info = await handout(bot, f"<@{NEWCOMER}>")
+    pr = github.add_pull("acme/widget", 77, title="Fix the parser", body="Fixes #1", merge_commit_sha=None,
+                         merged=False)
+    pr["user"]["login"] = "newbie"
+    payload = {"action": "opened", "pull_request": pr, "repository": {"full_name": "acme/widget"}}
+    assert (await bot.webhook("pull_request", payload, "pr-77-open"))[0] == 200
+    await slack.wait_for(lambda: "Requested a review from <@UMENTORA1>" in bot.thread_of(info), what="the review")
+    assert pr["requested_reviewers"] == [{"login": "mentor-gh"}]
+    github.merge("acme/widget", 77, "d" * 40)
+    payload = {"action": "closed", "pull_request": pr, "repository": {"full_name": "acme/widget"}}
+    assert (await bot.webhook("pull_request", payload, "pr-77-merged"))[0] == 200
+    await slack.wait_for(lambda: "Hand <@UNEWBIE01> their next issue?" in bot.thread_of(info), what="the offer")
+    thread = bot.thread_of(info)
+    assert "PR #77 for #1 is merged. Thank you, <@UNEWBIE01>" in thread
+    assert any("Your slot is free again" in m["text"] for m in slack.messages.values() if m["channel"] == "DMENTORA1")
+    assert "<@UMENTORA1>: 0/1" in await ask(bot, "mentors")
+    assert "#1" not in await ask(bot, "list")                          # done: out of the pool
+    offer = next(m for m in slack.thread(info["thread_ts"]) if "their next issue" in m["text"])
+    assert await bot.click("firstissue_next", "", offer) == 200
+    await slack.wait_for(lambda: any("Queued job" in e["text"] for e in slack.ephemerals), what="the next hand-out")
+    nxt = next(e["text"] for e in slack.ephemerals if "Queued job" in e["text"]).split("`")[1]
+    info2 = await bot.final(nxt)
+    assert "Handed #2" in bot.thread_of(info2) and "mentor is <@UMENTORA1>" in bot.thread_of(info2)
