@@ -41,6 +41,12 @@ def register(app, services, dispatch) -> None:
     """`dispatch`: commands.dispatch, the one path every command takes (passed in: this module is part of it)."""
     chat = services.chats["slack"]
 
+    async def typed(command: str, text: str, user: str, channel: str, **extra) -> None:
+        """Run `/command text` as `user` typed it in `channel`, and answer them privately."""
+        inv = Invocation(command=command, text=text, user=user, channel=channel, dest="slack", services=services,
+                         **extra)
+        in_background(_tell(chat, channel, user, (await dispatch(inv)).text))
+
     @app.view(BACKPORT_MODAL)
     async def on_backport(ack, body, view):
         user = body["user"]["id"]
@@ -70,10 +76,7 @@ def register(app, services, dispatch) -> None:
         if not USER.fullmatch(newcomer) or not CHANNEL.fullmatch(channel):
             return
         ts = str((body.get("message") or {}).get("ts", ""))
-        inv = Invocation(command="firstissue", text=f"<@{newcomer}>", user=user, channel=channel, dest="slack",
-                         services=services, nonce=f"next:{ts}:{newcomer}")
-        outcome = await dispatch(inv)
-        in_background(_tell(chat, channel, user, outcome.text))
+        await typed("firstissue", f"<@{newcomer}>", user, channel, nonce=f"next:{ts}:{newcomer}")
 
     @app.shortcut(SUMMARIZE_SHORTCUT)
     async def on_summarize(ack, body):
@@ -86,10 +89,8 @@ def register(app, services, dispatch) -> None:
                                                      "or PR#N); nothing was queued."))
             return
         url = str(body.get("response_url") or "")
-        inv = Invocation(command="summarize", text=ref.strip("<>"), user=user, channel=channel, dest="slack",
-                         services=services, response_url=url if url.startswith(("https://", "http://")) else "")
-        outcome = await dispatch(inv)
-        in_background(_tell(chat, channel, user, outcome.text))
+        await typed("summarize", ref.strip("<>"), user, channel,
+                    response_url=url if url.startswith(("https://", "http://")) else "")
 
 
 USER = re.compile(r"[UW][A-Z0-9]{2,20}")
