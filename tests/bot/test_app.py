@@ -110,7 +110,10 @@ async def test_unauthorised_and_malformed_commands_get_one_line_and_queue_nothin
     assert status == 200 and "maintainers only" in body["text"] and "\n" not in body["text"]
     status, body = await bot.slash("/backport", "1.0 not-a-sha")
     assert "is neither a commit SHA" in body["text"] and "Usage: /backport" in body["text"]
-    status, body = await bot.slash("/backport", "")
+    status, body = await bot.slash("/backport", "")                 # nothing typed: the form opens instead
+    assert status == 200 and not (isinstance(body, dict) and body.get("text"))
+    await slack.wait_for(lambda: slack.views, what="the /backport form")
+    status, body = await bot.slash("/backport", "1.0")
     assert "Usage: /backport" in body["text"]
     status, body = await bot.slash("/summarize", "what is this")
     assert "Usage: /summarize" in body["text"]

@@ -389,7 +389,7 @@ async def test_a_conflict_becomes_a_draft_pr_whose_status_fails_until_the_marker
     escalation = next(m for m in bot.slack.thread(info["thread_ts"])
                       if any(b.get("type") == "actions" for b in m.get("blocks") or []))
     buttons = [e["action_id"] for b in escalation["blocks"] if b.get("type") == "actions" for e in b["elements"]]
-    assert buttons == ["job_retry", "job_dismiss", "backport_draft"]
+    assert buttons == ["job_retry", "job_dismiss", "backport_draft", "job_audit"]
     assert prs_open(github) == []
 
     assert await bot.click("backport_draft", "", escalation) == 200

@@ -146,7 +146,8 @@ async def test_injection_in_the_pr_body_is_data_and_the_answer_is_inert(make_bot
     assert "\n/backport" not in thread and "\u200b/backport 1.0 abcdef1" in thread
     jobs = [k.decode() for k in await bot.services.redis.keys("saq:job:bot*")]
     # Nothing else queued: only this summary (an outsider's, so on the low-priority queue) and the workers' cron.
-    assert sorted(jobs) == sorted([f"saq:job:bot-low:{key}", "saq:job:bot:cron:follow_ups"])
+    assert sorted(jobs) == sorted([f"saq:job:bot-low:{key}", "saq:job:bot:cron:follow_ups",
+                                   "saq:job:bot:cron:sweeps"])
 
 
 async def test_cache_hit_and_incremental_summary_after_a_push(make_bot, remote, github, anthropic):
