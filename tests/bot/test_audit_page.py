@@ -168,3 +168,27 @@ async def test_in_a_real_browser_the_page_shows_the_job_and_runs_nothing(make_bo
     await asyncio.to_thread(chromium, [f"--screenshot={ARTIFACTS / 'audit-page-403.png'}", "--window-size=800,300",
                                        bad], tmp_path / "home4")
     assert json.dumps(info)
+
+
+async def test_a_model_resolved_backport_shows_its_prompt_replies_and_tool_calls(make_bot, base_repo, github,
+                                                                               anthropic):
+    from tests.fakes.anthropic import tool
+
+    base_repo.commit("release/1.0", {"src/a.c": numbered(40).replace("line 5\n", "line 5 (release wording)\n")},
+                     "Release-only wording")
+    fix = base_repo.commit("main", {"src/a.c": numbered(40).replace("line 5\n", "line five, fixed\n")}, "Fix five")
+    marked = "<<<<<<< release branch\nline 5 (release wording)\n=======\nline five, fixed\n>>>>>>> picked commit\n"
+    anthropic.reply(tool("show_original_diff"), tool("replace_text", path="src/a.c", old=marked,
+                                                     new="line five, fixed\n"),
+                    tool("finish", note="applied the fix <script>alert(1)</script>"))
+    bot = await make_bot(config_dict(base_repo), anthropic=anthropic)
+    _, body = await bot.slash("/backport", f"1.0 {fix}")
+    key = body["text"].split("`")[1]
+    assert (await bot.final(key))["status"] == "done"
+    status, page, _ = await get(f"http://127.0.0.1:{bot.port}" + await signed_path(bot.services.redis, key, 600))
+    assert status == 200
+    kinds = set(re.findall(r'<span class="kind">([a-z-]+)</span>', page))
+    assert {"prompt", "reply", "tool", "conflict", "diff", "output"} - kinds <= {"output"}, kinds
+    assert "replace_text" in page and "show_original_diff" in page and "&lt;conflict path=" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert bot.config.env.anthropic_api_key not in page
