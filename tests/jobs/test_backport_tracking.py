@@ -308,7 +308,8 @@ def pr_payload(pr: dict, action: str, labels=()) -> dict:
 
 async def reconciled(bot, status: int, body: str) -> dict:
     assert status == 200, body
-    [key] = json.loads(body)["queued"]
+    # the tracking job (a merged PR also asks the first-issue trigger whether it was a newcomer's)
+    [key] = [k for k in json.loads(body)["queued"] if k.startswith(("brc-", "bmk-"))]
     for _ in range(600):
         job = await bot.services.low_queue.job(key)
         if job is not None and job.status == "complete":
