@@ -19,7 +19,6 @@ from saq import Job, Queue, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now
 
-from core import homes
 from core.kinds import BadParams, Kind, Params
 from core.store import Store
 
@@ -297,8 +296,6 @@ async def submit(queue: BotQueue, redis: Store, req: JobRequest, *, timeout_s: i
         if done is None:
             return Submitted(key, False, {}, replayed=True)
         if done:
-            if req.requester or req.kind.name in homes.COUNTED_KINDS:
-                await homes.note_job(redis, key, req.requester, req.kind.name, ttl_days * 86400)
             return Submitted(key, True, info)
         return Submitted(key, False, await job_info(redis, key))
     except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:

@@ -72,7 +72,7 @@ async def _run_job(ctx: dict, request: dict) -> str:
     # GitHub calls and model tokens count for whoever asked (GitHub-triggered jobs share one budget).
     spender.set(request.get("requester") or "github")
     ended = True
-    await _note_home(services, request)
+    await _note_home(services, request, job.key)
     try:
         if job.attempts > 1:
             await run.audit.write("job", "retry", f"attempt {job.attempts} (previous: {job.error or 'worker lost'})")
@@ -125,17 +125,21 @@ async def _run_job(ctx: dict, request: dict) -> str:
         return "failed"
     finally:
         await beats.remove(job)
-        await _note_home(services, request)
+        await _note_home(services, request, "")
         if ended and request.get("requester"):
             with contextlib.suppress(Exception):
                 info = await run.thread.info()
                 await services.quotas.closed(request.get("requester", ""), info.get("channel", ""), job.key)
 
 
-async def _note_home(services: Services, request: dict) -> None:
-    """The requester's Home shows this job's status: mark it for the publisher."""
+async def _note_home(services: Services, request: dict, started: str) -> None:
+    """The requester's Home shows this job: listed when it starts (`started`, its key; here, not on the ack
+    path), and marked for the publisher whenever its status changes."""
     with contextlib.suppress(Exception):
-        await homes.mark_dirty(services.redis, request.get("requester", ""))
+        requester, kind = request.get("requester", ""), request.get("kind", "")
+        if started and (requester or kind in homes.COUNTED_KINDS):
+            await homes.note_job(services.redis, started, requester, kind, services.config.queue.ttl_s)
+        await homes.mark_dirty(services.redis, requester)
 
 
 async def _cannot_post(services: Services, run: JobRun, exc: Exception) -> str:
