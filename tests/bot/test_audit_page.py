@@ -167,6 +167,12 @@ async def test_in_a_real_browser_the_page_shows_the_job_and_runs_nothing(make_bo
     assert "not valid" in done.stdout and "line five" not in done.stdout
     await asyncio.to_thread(chromium, [f"--screenshot={ARTIFACTS / 'audit-page-403.png'}", "--window-size=800,300",
                                        bad], tmp_path / "home4")
+    # So is one that has expired.
+    past = int(time.time()) - 1
+    expired = (f"http://127.0.0.1:{bot.port}/jobs/{key}?exp={past}"
+               f"&sig={link_signature(await link_key(bot.services.redis), key, past)}")
+    done = await asyncio.to_thread(chromium, ["--dump-dom", expired], tmp_path / "home5")
+    assert "not valid" in done.stdout and "line five" not in done.stdout
     assert json.dumps(info)
 
 

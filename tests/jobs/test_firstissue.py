@@ -370,3 +370,16 @@ async def test_the_first_merge_thanks_frees_the_mentor_and_offers_the_next(make_
     nxt = next(e["text"] for e in slack.ephemerals if "Queued job" in e["text"]).split("`")[1]
     info2 = await bot.final(nxt)
     assert "Handed #2" in bot.thread_of(info2) and "mentor is <@UMENTORA1>" in bot.thread_of(info2)
+
+
+def test_first_issue_thresholds_are_per_repo(remote):
+    from core import config as config_mod
+
+    data = config_dict(remote, firstissue={"nudge_after_days": 3, "pin_label": "keep"})
+    data["repos"].append({"github": "acme/other", "clone_url": remote.url})
+    data["firstissue"] = {"nudge_after_days": 20}
+    cfg = config_mod.parse(data)
+    assert cfg.firstissue_for(cfg.repo("acme/widget")).nudge_after_days == 3
+    assert cfg.firstissue_for(cfg.repo("acme/widget")).pin_label == "keep"
+    assert cfg.firstissue_for(cfg.repo("acme/other")).nudge_after_days == 20
+    assert firstissue.periods(cfg, "acme/widget")[0] == 3 * DAY
