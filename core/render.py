@@ -77,11 +77,16 @@ def section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text)}}
 
 
+def summary_text(summary: str) -> str:
+    """A job's summary, built by a command from checked parts: a person it names stays a mention, nothing else
+    does."""
+    return USER_MENTION.sub(lambda m: f"<@{m.group(1)}>", inert(summary))
+
+
 def parent_text(job_id: str, summary: str, requester: str, status: str, detail: str = "") -> str:
     icon = STATUS_ICONS.get(status, ":gear:")
     who = f"<@{requester}>" if requester and SLACK_USER.fullmatch(requester) else "GitHub"
-    # The summary is built by a command from checked parts; a person it names stays a mention, nothing else does.
-    summary = USER_MENTION.sub(lambda m: f"<@{m.group(1)}>", inert(summary))
+    summary = summary_text(summary)
     line = f"{icon} {summary} · asked by {who} · job `{job_id}` — *{status}*"
     if detail:
         line += f": {inert(detail)}"

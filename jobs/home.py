@@ -40,7 +40,7 @@ def thread_link(info: dict) -> str:
 def _job_line(key: str, info: dict) -> str:
     icon = render.STATUS_ICONS.get(info.get("status", ""), ":grey_question:")
     link = thread_link(info)
-    what = render.inert(info.get("summary", key))[:150]
+    what = render.summary_text(info.get("summary", key)[:150])
     where = f" · {render.link(link, 'thread')}" if link else ""
     detail = f": {render.inert(info.get('detail', ''))[:100]}" if info.get("detail") else ""
     return f"{icon} {what} · `{key}` — *{render.inert(info.get('status', '?'))}*{detail}{where}"
